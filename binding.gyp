@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "seqpacket",
+      "sources": ["native/seqpacket.c"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}

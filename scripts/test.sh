@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs the unit tests once, then the integration suite once per skopeo
+# release of the matrix (or only $SKOPEO when it is set).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+npx tsc -p tsconfig.test.json
+
+if [[ -n ${SKOPEO:-} ]]; then
+  releases=("$SKOPEO")
+elif [[ -f .cache/skopeo-matrix/list ]]; then
+  mapfile -t releases < .cache/skopeo-matrix/list
+else
+  echo "test: no skopeo matrix; run scripts/setup.sh first (or set SKOPEO)" >&2
+  exit 2
+fi
+
+status=0
+echo "# unit tests"
+node --test --test-reporter=spec .build/test/unit/*.test.js || status=1
+for skopeo in "${releases[@]}"; do
+  echo "# integration tests with $("$skopeo" --version)"
+  SKOPEO=$skopeo node --test --test-reporter=spec --test-concurrency=1 --test-timeout=300000 .build/test/*.test.js || status=1
+done
+exit $status

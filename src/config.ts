@@ -1,0 +1,176 @@
+/**
+ * {@link ImageProxyConfig} and its translation into the skopeo command line.
+ * Secrets never go on the command line: they travel in sealed anonymous
+ * files the child inherits (see {@link SpawnPlan.secretFiles}).
+ */
+import { ConfigurationError } from './errors.js';
+
+/** Which image to pick from a manifest list, instead of the running machine's. */
+export interface Platform {
+  /** e.g. `linux` (`--override-os`). */
+  os?: string;
+  /** e.g. `arm64` (`--override-arch`). */
+  architecture?: string;
+  /** e.g. `v8` (`--override-variant`). */
+  variant?: string;
+}
+
+/** How to run the proxy. Every field is optional. */
+export interface ImageProxyConfig {
+  /** Path of a containers-auth.json file (`--authfile`). Conflicts with `authData` and `authAnonymous`. */
+  authFile?: string;
+  /**
+   * The contents of a containers-auth.json file. It reaches skopeo through an
+   * inherited, sealed anonymous file, never argv or a temporary file.
+   */
+  authData?: string | Uint8Array;
+  /** Use no credentials at all, not even the default auth files (`--no-creds`). */
+  authAnonymous?: boolean;
+  /** Directory with `*.crt`, `*.cert` and `*.key` files for registry TLS (`--cert-dir`). */
+  certificateDirectory?: string;
+  /**
+   * Keys to decrypt encrypted images (`--decryption-key`). Only skopeo builds
+   * whose image proxy has that flag support it; others fail with a
+   * {@link ConfigurationError} at spawn.
+   */
+  decryptionKeys?: readonly string[];
+  /** Talk plain HTTP or unverified HTTPS to registries (`--tls-verify=false`). */
+  insecureSkipTlsVerification?: boolean;
+  /** A containers-registries.conf file to use instead of the system's (`--registries-conf`). */
+  registriesConf?: string;
+  /** A containers-registries.d directory, e.g. for signature lookaside (`--registries.d`). */
+  registriesDir?: string;
+  /** A containers-policy.json file (`--policy`). */
+  policy?: string;
+  /** Skip signature policy checks entirely (`--insecure-policy`). Conflicts with `policy`. */
+  insecurePolicy?: boolean;
+  /** Which platform to choose from manifest lists. */
+  platform?: Platform;
+  /** Directory for skopeo's temporary files (`--tmpdir`). */
+  tmpDir?: string;
+  /** Prefix for the User-Agent header (`--user-agent-prefix`, skopeo 1.14 and later). */
+  userAgentPrefix?: string;
+  /**
+   * Run skopeo with `--debug` and pass its stderr through to ours. Also turned
+   * on by the environment variable `CONTAINERS_IMAGE_PROXY_DEBUG`.
+   */
+  debug?: boolean;
+  /**
+   * The command that runs skopeo, as an argv prefix: `['/opt/skopeo/bin/skopeo']`
+   * or `['systemd-run', '-Pq', '--', 'skopeo']`. Defaults to `['skopeo']`,
+   * wrapped in `setpriv --pdeathsig SIGTERM` when util-linux has it so the
+   * child dies with us.
+   */
+  skopeoCommand?: readonly string[];
+}
+
+/** What the installed skopeo supports, learned from its `--help` when a config needs to know. */
+export interface SkopeoFeatures {
+  userAgentPrefix: boolean;
+  decryptionKey: boolean;
+}
+
+/** The child's command line and the secrets it inherits. */
+export interface SpawnPlan {
+  argv: string[];
+  /** Secret file contents; the i-th is inherited as fd `3 + i`. */
+  secretFiles: Buffer[];
+  /** Whether skopeo's stderr is passed through. */
+  debug: boolean;
+}
+
+/** The first fd number used for inherited secret files. */
+export const FIRST_SECRET_FD = 3;
+
+/** Which config fields need a look at `skopeo --help` before spawning. */
+export function needsFeatureProbe(config: ImageProxyConfig): boolean {
+  return config.userAgentPrefix !== undefined || (config.decryptionKeys?.length ?? 0) > 0;
+}
+
+/**
+ * Validates a config and turns it into a command line. Pure: everything it
+ * depends on is passed in, so every mapping is unit-tested.
+ */
+export function planSpawn(
+  config: ImageProxyConfig,
+  environment: { env: NodeJS.ProcessEnv; setpriv: string | null; features?: SkopeoFeatures },
+): SpawnPlan {
+  checkConflicts(config);
+  const debug = config.debug === true || nonEmpty(environment.env.CONTAINERS_IMAGE_PROXY_DEBUG);
+  const prefix = config.skopeoCommand ?? ['skopeo'];
+  if (prefix.length === 0 || prefix.some((part) => typeof part !== 'string' || part === '')) {
+    throw new ConfigurationError('skopeoCommand must be a non-empty list of non-empty strings, e.g. ["/usr/bin/skopeo"]');
+  }
+  const wrapper = config.skopeoCommand === undefined && environment.setpriv ? [environment.setpriv, '--pdeathsig', 'SIGTERM', '--'] : [];
+
+  const global: string[] = [];
+  if (debug) global.push('--debug');
+  if (config.policy !== undefined) global.push(flag('--policy', path('policy', config.policy)));
+  if (config.insecurePolicy) global.push('--insecure-policy');
+  if (config.registriesDir !== undefined) global.push(flag('--registries.d', path('registriesDir', config.registriesDir)));
+  if (config.registriesConf !== undefined) global.push(flag('--registries-conf', path('registriesConf', config.registriesConf)));
+  const platform = config.platform ?? {};
+  if (platform.os !== undefined) global.push(flag('--override-os', word('platform.os', platform.os)));
+  if (platform.architecture !== undefined) global.push(flag('--override-arch', word('platform.architecture', platform.architecture)));
+  if (platform.variant !== undefined) global.push(flag('--override-variant', word('platform.variant', platform.variant)));
+  if (config.tmpDir !== undefined) global.push(flag('--tmpdir', path('tmpDir', config.tmpDir)));
+  if (config.userAgentPrefix !== undefined) {
+    if (!environment.features?.userAgentPrefix) {
+      throw new ConfigurationError('userAgentPrefix needs skopeo 1.14 or newer (--user-agent-prefix); this skopeo does not have it');
+    }
+    global.push(`--user-agent-prefix=${config.userAgentPrefix}`);
+  }
+
+  const image: string[] = [];
+  const secretFiles: Buffer[] = [];
+  if (config.authFile !== undefined) image.push(flag('--authfile', path('authFile', config.authFile)));
+  if (config.authData !== undefined) {
+    secretFiles.push(Buffer.from(config.authData));
+    image.push(`--authfile=/proc/self/fd/${FIRST_SECRET_FD + secretFiles.length - 1}`);
+  }
+  if (config.authAnonymous) image.push('--no-creds');
+  if (config.certificateDirectory !== undefined) image.push(flag('--cert-dir', path('certificateDirectory', config.certificateDirectory)));
+  if (config.insecureSkipTlsVerification) image.push('--tls-verify=false');
+  for (const key of config.decryptionKeys ?? []) {
+    if (!environment.features?.decryptionKey) {
+      throw new ConfigurationError(
+        "decryptionKeys: this skopeo's experimental-image-proxy has no --decryption-key flag, so it cannot decrypt images",
+      );
+    }
+    image.push(`--decryption-key=${key}`);
+  }
+  return { argv: [...wrapper, ...prefix, ...global, 'experimental-image-proxy', ...image], secretFiles, debug };
+}
+
+function checkConflicts(config: ImageProxyConfig): void {
+  const auth = (['authFile', 'authData', 'authAnonymous'] as const).filter((key) =>
+    key === 'authAnonymous' ? config.authAnonymous === true : config[key] !== undefined,
+  );
+  if (auth.length > 1) {
+    throw new ConfigurationError(`conflicting authentication options ${auth.join(' and ')}: choose one`);
+  }
+  if (config.policy !== undefined && config.insecurePolicy) {
+    throw new ConfigurationError('conflicting options policy and insecurePolicy: choose one');
+  }
+}
+
+// `--flag=value` in one word: a value can never be mistaken for another flag.
+function flag(name: string, value: string): string {
+  return `${name}=${value}`;
+}
+
+function path(name: string, value: string): string {
+  if (typeof value !== 'string' || value === '') throw new ConfigurationError(`${name} must be a non-empty path`);
+  return value;
+}
+
+function word(name: string, value: string): string {
+  if (typeof value !== 'string' || !/^[A-Za-z0-9_.]+$/.test(value)) {
+    throw new ConfigurationError(`${name} must be a plain word such as "arm64", got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function nonEmpty(value: string | undefined): boolean {
+  return value !== undefined && value !== '' && value !== '0';
+}

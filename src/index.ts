@@ -1,0 +1,18 @@
+/**
+ * containers-image-proxy: fetch container images as verified streams through
+ * `skopeo experimental-image-proxy`.
+ *
+ * @example
+ * ```ts
+ * import { ImageProxy } from 'containers-image-proxy';
+ * await using proxy = await ImageProxy.spawn();
+ * await using image = await proxy.openImage('docker://quay.io/fedora/fedora:42');
+ * const { manifest } = await proxy.fetchManifest(image);
+ * ```
+ */
+export { ImageProxy, OpenedImage, isNotFound, type BlobOptions, type CallOptions, type CloseOptions } from './proxy.js';
+export type { ImageProxyConfig, Platform } from './config.js';
+export type { BlobStream, BlobTransfer } from './streams.js';
+export { FEATURE_VERSIONS, MINIMUM_PROTOCOL_VERSION, type Feature } from './protocol.js';
+export * from './errors.js';
+export { MediaType, type ConvertedLayerInfo, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest } from './oci.js';

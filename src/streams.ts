@@ -1,0 +1,316 @@
+/**
+ * Blob streams: Node Readables that end only once the blob is verified, and
+ * fail with a typed error otherwise, so `await pipeline(blob, sink)` is all a
+ * caller needs.
+ *
+ * Two transfers exist:
+ *  - GetBlob (every protocol version): the server verifies the blob and tells
+ *    us the verdict in its FinishPipe reply. It closes its end of the pipe only
+ *    inside FinishPipe, so FinishPipe is sent once `size` bytes are in, or when
+ *    the pipe has gone quiet while we were reading (a source shorter than
+ *    `size` would otherwise leave us waiting forever).
+ *  - GetRawBlob (0.2.8): data and error pipes, no FinishPipe; we verify the
+ *    digest and size ourselves.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { BlobVerificationError, ImageProxyError, InvalidArgumentError, ProtocolError, RequestError } from './errors.js';
+
+/** Which protocol method a blob stream is served by. */
+export type BlobTransfer = 'GetBlob' | 'GetRawBlob';
+
+/** A verified blob: ends only after verification succeeded. */
+export interface BlobStream extends Readable {
+  /** How the bytes are transferred (and so who verifies them). */
+  readonly transfer: BlobTransfer;
+  readonly digest: string;
+  /** The blob size the stream is verified against. */
+  readonly expectedSize: number;
+  /** Bytes received from the proxy so far. */
+  readonly bytesReceived: number;
+}
+
+const HIGH_WATER_MARK = 1024 * 1024;
+/** How long a GetBlob pipe may stay silent while we read before FinishPipe is sent. */
+export const DEFAULT_QUIET_MS = 200;
+const SUPPORTED_ALGORITHMS: Record<string, string> = { sha256: 'sha256', sha384: 'sha384', sha512: 'sha512' };
+
+/** Opens a received pipe fd as a libuv stream (not fs.createReadStream: no threadpool). */
+export function pipeSocket(fd: number): Socket {
+  const socket = new Socket({ fd, readable: true, writable: false });
+  return socket;
+}
+
+/** Checks `algorithm:hex` and returns the node:crypto hash name. */
+export function hashAlgorithm(digest: string): string {
+  const match = /^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/.exec(digest);
+  if (!match) {
+    throw new InvalidArgumentError(`${JSON.stringify(digest)} is not a digest; expected "algorithm:hex", e.g. "sha256:…"`);
+  }
+  const algorithm = SUPPORTED_ALGORITHMS[match[1]!];
+  if (!algorithm) {
+    throw new InvalidArgumentError(`digest algorithm ${match[1]} is not supported; use sha256, sha384 or sha512`);
+  }
+  return algorithm;
+}
+
+interface CommonOptions {
+  digest: string;
+  expectedSize: number;
+  signal?: AbortSignal | undefined;
+}
+
+/** GetBlob: the server verifies; FinishPipe carries its verdict. */
+export class FinishPipeBlobStream extends Readable implements BlobStream {
+  readonly transfer = 'GetBlob' as const;
+  readonly digest: string;
+  readonly expectedSize: number;
+  #received = 0;
+  readonly #socket: Socket;
+  readonly #finishPipe: () => Promise<void>;
+  readonly #quietMs: number;
+  #quietTimer: NodeJS.Timeout | undefined;
+  #finishSent = false;
+  #finishSettled = false;
+  #finishError: Error | undefined;
+  #eof = false;
+  readonly #detachSignal: () => void;
+
+  constructor(fd: number, finishPipe: () => Promise<void>, options: CommonOptions & { quietMs?: number }) {
+    super({ highWaterMark: HIGH_WATER_MARK });
+    this.digest = options.digest;
+    this.expectedSize = options.expectedSize;
+    this.#finishPipe = finishPipe;
+    this.#quietMs = options.quietMs ?? DEFAULT_QUIET_MS;
+    this.#socket = pipeSocket(fd);
+    this.#socket.pause();
+    this.#socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    this.#socket.on('end', () => {
+      this.#eof = true;
+      this.#clearQuiet();
+      this.#sendFinish();
+      this.#maybeComplete();
+    });
+    this.#socket.on('error', (error) => this.destroy(error));
+    this.#detachSignal = watchSignal(this, options.signal);
+  }
+
+  get bytesReceived(): number {
+    return this.#received;
+  }
+
+  override _read(): void {
+    if (this.#socket.isPaused()) {
+      this.#socket.resume();
+      this.#armQuiet();
+    }
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#clearQuiet();
+    this.#detachSignal();
+    this.#socket.destroy(); // the server's writer sees EPIPE and stops
+    if (!this.#finishSent) {
+      this.#finishSent = true;
+      this.#finishPipe().catch(() => {}); // frees the server's pipe; its verdict no longer matters
+    }
+    callback(error);
+  }
+
+  #onData(chunk: Buffer): void {
+    this.#clearQuiet();
+    const room = this.expectedSize - this.#received;
+    this.#received += chunk.length;
+    if (room > 0 && !this.destroyed) {
+      const accepted = this.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
+      if (!accepted && this.#received < this.expectedSize) this.#socket.pause();
+    }
+    if (this.#received >= this.expectedSize) {
+      // All we asked for is in: ask for the verdict, and drain any excess so
+      // the server's writer (and so FinishPipe) can finish.
+      this.#sendFinish();
+      this.#socket.resume();
+    } else {
+      this.#armQuiet();
+    }
+  }
+
+  #armQuiet(): void {
+    if (this.#finishSent || this.#socket.isPaused() || this.destroyed) return;
+    this.#clearQuiet();
+    this.#quietTimer = setTimeout(() => this.#sendFinish(), this.#quietMs);
+    this.#quietTimer.unref();
+  }
+
+  #clearQuiet(): void {
+    if (this.#quietTimer) clearTimeout(this.#quietTimer);
+    this.#quietTimer = undefined;
+  }
+
+  #sendFinish(): void {
+    if (this.#finishSent) return;
+    this.#finishSent = true;
+    this.#clearQuiet();
+    this.#finishPipe().then(
+      () => this.#settleFinish(undefined),
+      (error: Error) => this.#settleFinish(error),
+    );
+  }
+
+  #settleFinish(error: Error | undefined): void {
+    this.#finishSettled = true;
+    this.#finishError = error;
+    this.#maybeComplete();
+  }
+
+  #maybeComplete(): void {
+    if (this.destroyed || !this.#eof || !this.#finishSettled) return;
+    if (this.#finishError) {
+      this.destroy(verificationFailure(this.#finishError, this.digest, this.expectedSize, this.#received));
+    } else if (this.#received !== this.expectedSize) {
+      this.destroy(new BlobVerificationError(this.digest, this.expectedSize, this.#received, 'size mismatch'));
+    } else {
+      this.push(null);
+    }
+  }
+}
+
+/** GetRawBlob: no FinishPipe; we hash and count the bytes ourselves. */
+export class RawBlobStream extends Readable implements BlobStream {
+  readonly transfer = 'GetRawBlob' as const;
+  readonly digest: string;
+  readonly expectedSize: number;
+  #received = 0;
+  readonly #hash: Hash;
+  readonly #data: Socket;
+  readonly #errors: Socket;
+  readonly #errorChunks: Buffer[] = [];
+  #dataEnded = false;
+  #errorsEnded = false;
+  readonly #detachSignal: () => void;
+
+  constructor(dataFd: number, errorFd: number, options: CommonOptions) {
+    super({ highWaterMark: HIGH_WATER_MARK });
+    this.digest = options.digest;
+    this.expectedSize = options.expectedSize;
+    this.#hash = createHash(hashAlgorithm(options.digest));
+    this.#data = pipeSocket(dataFd);
+    this.#errors = pipeSocket(errorFd);
+    this.#data.pause();
+    this.#data.on('data', (chunk: Buffer) => {
+      this.#received += chunk.length;
+      this.#hash.update(chunk);
+      if (!this.push(chunk)) this.#data.pause();
+    });
+    this.#data.on('end', () => {
+      this.#dataEnded = true;
+      this.#maybeComplete();
+    });
+    this.#errors.on('data', (chunk: Buffer) => {
+      if (this.#errorChunks.length < 64) this.#errorChunks.push(chunk);
+    });
+    this.#errors.on('end', () => {
+      this.#errorsEnded = true;
+      this.#maybeComplete();
+    });
+    this.#data.on('error', (error) => this.destroy(error));
+    this.#errors.on('error', (error) => this.destroy(error));
+    this.#detachSignal = watchSignal(this, options.signal);
+  }
+
+  get bytesReceived(): number {
+    return this.#received;
+  }
+
+  override _read(): void {
+    this.#data.resume();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#detachSignal();
+    this.#data.destroy();
+    this.#errors.destroy();
+    callback(error);
+  }
+
+  #maybeComplete(): void {
+    if (this.destroyed || !this.#dataEnded || !this.#errorsEnded) return;
+    const reported = parseRawBlobError(Buffer.concat(this.#errorChunks));
+    if (reported) {
+      this.destroy(reported);
+      return;
+    }
+    if (this.#received !== this.expectedSize) {
+      this.destroy(new BlobVerificationError(this.digest, this.expectedSize, this.#received, 'size mismatch'));
+      return;
+    }
+    const actual = `${this.digest.slice(0, this.digest.indexOf(':'))}:${this.#hash.digest('hex')}`;
+    if (actual !== this.digest) {
+      this.destroy(new BlobVerificationError(this.digest, this.expectedSize, this.#received, `digest mismatch: the bytes hash to ${actual}`));
+      return;
+    }
+    this.push(null);
+  }
+}
+
+/** The error pipe of GetRawBlob carries `{"code", "message"}` JSON, or nothing. */
+export function parseRawBlobError(bytes: Buffer): RequestError | ProtocolError | undefined {
+  if (bytes.length === 0) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return new ProtocolError(`GetRawBlob: the error pipe carried something that is not JSON: ${JSON.stringify(bytes.subarray(0, 200).toString())}`);
+  }
+  const record = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as Record<string, unknown>;
+  const message = typeof record.message === 'string' ? record.message : JSON.stringify(parsed);
+  const code = typeof record.code === 'string' ? record.code : undefined;
+  return new RequestError('GetRawBlob', message, code);
+}
+
+/** Reads a whole pipe (manifest, config, layer info) while its FinishPipe runs. */
+export async function readPipe(fd: number, finish: Promise<void>, what: string, maxBytes = 64 * 1024 * 1024): Promise<Buffer> {
+  const socket = pipeSocket(fd);
+  const body = new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    socket.on('data', (chunk: Buffer) => {
+      length += chunk.length;
+      if (length > maxBytes) {
+        socket.destroy();
+        reject(new ProtocolError(`${what} is larger than ${maxBytes} bytes; refusing to buffer it`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    socket.on('end', () => resolve(Buffer.concat(chunks, length)));
+    socket.on('error', reject);
+  });
+  const [read, finished] = await Promise.allSettled([body, finish]);
+  socket.destroy();
+  if (finished.status === 'rejected') throw finished.reason;
+  if (read.status === 'rejected') throw read.reason;
+  return read.value;
+}
+
+/** Turns a failed FinishPipe into the error a caller can act on. */
+function verificationFailure(error: Error, digest: string, expectedSize: number, received: number): Error {
+  if (error instanceof RequestError && /corrupted blob|digest|size|expected \d+ bytes|unexpected EOF|too many bytes/i.test(error.serverMessage)) {
+    return new BlobVerificationError(digest, expectedSize, received, error.serverMessage);
+  }
+  return error instanceof ImageProxyError ? error : new ProtocolError(String(error));
+}
+
+function watchSignal(stream: Readable, signal: AbortSignal | undefined): () => void {
+  if (!signal) return () => {};
+  const onAbort = (): void => {
+    stream.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+  };
+  if (signal.aborted) {
+    queueMicrotask(onAbort);
+    return () => {};
+  }
+  signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
+}

@@ -1,0 +1,68 @@
+/** Shared test environment: which skopeo, temp dirs, leak probes. */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ImageProxyConfig } from '../../src/index.js';
+
+/** `SKOPEO=/path/to/skopeo-wrapper` selects the release under test. */
+export const SKOPEO = process.env.SKOPEO || 'skopeo';
+
+/** The base config of every test: the selected skopeo. */
+export function baseConfig(extra: ImageProxyConfig = {}): ImageProxyConfig {
+  return process.env.SKOPEO ? { skopeoCommand: [process.env.SKOPEO], ...extra } : { ...extra };
+}
+
+/** Runs the selected skopeo (e.g. `copy`) synchronously. */
+export function skopeo(...args: string[]): string {
+  return execFileSync(SKOPEO, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export function tempDir(prefix = 'cip-test-'): { path: string; [Symbol.dispose](): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, [Symbol.dispose]: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** The fds this process has open, by number. */
+export function openFds(): number[] {
+  return readdirSync('/proc/self/fd').map(Number).sort((a, b) => a - b);
+}
+
+/** Whether a process exists and is not a zombie. */
+export function processAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/\) Z /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a process exists at all (zombies included). */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits for a condition, polling; false on timeout. */
+export async function eventually(condition: () => boolean, timeoutMs = 5000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (condition()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return condition();
+}
+
+/** Fails a test that runs longer than `ms` instead of letting it hang the run. */
+export function watchdog<T>(ms: number, what: string, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`watchdog: ${what} took more than ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,99 @@
+/** ImageProxyConfig -> skopeo argv: every option, every conflict. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { planSpawn, type SkopeoFeatures } from '../../src/config.js';
+import { ConfigurationError, type ImageProxyConfig } from '../../src/index.js';
+
+const all: SkopeoFeatures = { userAgentPrefix: true, decryptionKey: true };
+const plan = (config: ImageProxyConfig, env: NodeJS.ProcessEnv = {}, features: SkopeoFeatures = all) =>
+  planSpawn(config, { env, setpriv: null, features });
+const argv = (config: ImageProxyConfig) => plan(config).argv;
+
+describe('planSpawn', () => {
+  it('runs plain skopeo with no options', () => {
+    assert.deepEqual(argv({}), ['skopeo', 'experimental-image-proxy']);
+  });
+
+  it('wraps the default command in setpriv --pdeathsig when available, but not a custom one', () => {
+    const env = { env: {}, setpriv: '/usr/bin/setpriv' };
+    assert.deepEqual(planSpawn({}, env).argv, ['/usr/bin/setpriv', '--pdeathsig', 'SIGTERM', '--', 'skopeo', 'experimental-image-proxy']);
+    assert.deepEqual(planSpawn({ skopeoCommand: ['systemd-run', '-Pq', '--', 'skopeo'] }, env).argv, [
+      'systemd-run',
+      '-Pq',
+      '--',
+      'skopeo',
+      'experimental-image-proxy',
+    ]);
+  });
+
+  it('maps each image option after the subcommand', () => {
+    const cases: Array<[ImageProxyConfig, string[]]> = [
+      [{ authFile: '/run/auth.json' }, ['--authfile=/run/auth.json']],
+      [{ authAnonymous: true }, ['--no-creds']],
+      [{ certificateDirectory: '/etc/certs' }, ['--cert-dir=/etc/certs']],
+      [{ insecureSkipTlsVerification: true }, ['--tls-verify=false']],
+      [{ insecureSkipTlsVerification: false }, []],
+      [{ decryptionKeys: ['/k1.pem', '/k2.pem:pass'] }, ['--decryption-key=/k1.pem', '--decryption-key=/k2.pem:pass']],
+    ];
+    for (const [config, flags] of cases) {
+      assert.deepEqual(argv(config), ['skopeo', 'experimental-image-proxy', ...flags], JSON.stringify(config));
+    }
+  });
+
+  it('maps each global option before the subcommand', () => {
+    const cases: Array<[ImageProxyConfig, string[]]> = [
+      [{ debug: true }, ['--debug']],
+      [{ policy: '/p.json' }, ['--policy=/p.json']],
+      [{ insecurePolicy: true }, ['--insecure-policy']],
+      [{ registriesDir: '/r.d' }, ['--registries.d=/r.d']],
+      [{ registriesConf: '/r.conf' }, ['--registries-conf=/r.conf']],
+      [{ platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } }, ['--override-os=linux', '--override-arch=arm64', '--override-variant=v8']],
+      [{ tmpDir: '/var/tmp' }, ['--tmpdir=/var/tmp']],
+      [{ userAgentPrefix: 'bootc/1.0' }, ['--user-agent-prefix=bootc/1.0']],
+    ];
+    for (const [config, flags] of cases) {
+      assert.deepEqual(argv(config), ['skopeo', ...flags, 'experimental-image-proxy'], JSON.stringify(config));
+    }
+  });
+
+  it('sends authData through an inherited fd, never argv', () => {
+    const secret = '{"auths":{"r.example":{"auth":"dXNlcjpodW50ZXIy"}}}';
+    const result = plan({ authData: secret });
+    assert.deepEqual(result.argv, ['skopeo', 'experimental-image-proxy', '--authfile=/proc/self/fd/3']);
+    assert.deepEqual(result.secretFiles, [Buffer.from(secret)]);
+    assert.ok(!result.argv.join(' ').includes('dXNlcjpodW50ZXIy'));
+    assert.deepEqual(plan({ authData: Buffer.from(secret) }).secretFiles, [Buffer.from(secret)]);
+  });
+
+  it('turns debug on from CONTAINERS_IMAGE_PROXY_DEBUG', () => {
+    assert.equal(plan({}, { CONTAINERS_IMAGE_PROXY_DEBUG: '1' }).debug, true);
+    assert.deepEqual(plan({}, { CONTAINERS_IMAGE_PROXY_DEBUG: '1' }).argv, ['skopeo', '--debug', 'experimental-image-proxy']);
+    assert.equal(plan({}, { CONTAINERS_IMAGE_PROXY_DEBUG: '' }).debug, false);
+    assert.equal(plan({}).debug, false);
+  });
+
+  it('refuses conflicting options before anything is spawned', () => {
+    for (const config of [
+      { authFile: '/a', authData: '{}' },
+      { authFile: '/a', authAnonymous: true },
+      { authData: '{}', authAnonymous: true },
+      { policy: '/p', insecurePolicy: true },
+    ]) {
+      assert.throws(() => plan(config), ConfigurationError, JSON.stringify(config));
+    }
+  });
+
+  it('refuses options this skopeo lacks, and malformed values', () => {
+    const none = { userAgentPrefix: false, decryptionKey: false };
+    assert.throws(() => plan({ userAgentPrefix: 'x' }, {}, none), /userAgentPrefix needs skopeo 1.14/);
+    assert.throws(() => plan({ decryptionKeys: ['/k'] }, {}, none), /no --decryption-key/);
+    assert.throws(() => plan({ skopeoCommand: [] }), ConfigurationError);
+    assert.throws(() => plan({ skopeoCommand: [''] }), ConfigurationError);
+    assert.throws(() => plan({ platform: { architecture: 'arm64 --debug' } }), ConfigurationError);
+    assert.throws(() => plan({ authFile: '' }), ConfigurationError);
+  });
+
+  it('keeps a value that looks like a flag inside its own option', () => {
+    assert.deepEqual(argv({ authFile: '--insecure-policy' }), ['skopeo', 'experimental-image-proxy', '--authfile=--insecure-policy']);
+  });
+});
