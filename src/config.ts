@@ -15,6 +15,13 @@ export interface Platform {
   variant?: string;
 }
 
+/** Registry credentials; see {@link ImageProxyConfig.credentials}. */
+export interface Credentials {
+  registry: string;
+  username: string;
+  password: string;
+}
+
 /** How to run the proxy. Every field is optional. */
 export interface ImageProxyConfig {
   /** Path of a containers-auth.json file (`--authfile`). Conflicts with `authData` and `authAnonymous`. */
@@ -26,6 +33,13 @@ export interface ImageProxyConfig {
   authData?: string | Uint8Array;
   /** Use no credentials at all, not even the default auth files (`--no-creds`). */
   authAnonymous?: boolean;
+  /**
+   * A username and password for one registry. They reach skopeo as a private
+   * auth file on an inherited fd (an auth file is keyed by registry, hence
+   * `registry`, e.g. `quay.io` or `localhost:5000`). Conflicts with the other
+   * auth options.
+   */
+  credentials?: Credentials;
   /** Directory with `*.crt`, `*.cert` and `*.key` files for registry TLS (`--cert-dir`). */
   certificateDirectory?: string;
   /**
@@ -128,6 +142,10 @@ export function planSpawn(
     secretFiles.push(Buffer.from(config.authData));
     image.push(`--authfile=/proc/self/fd/${FIRST_SECRET_FD + secretFiles.length - 1}`);
   }
+  if (config.credentials !== undefined) {
+    secretFiles.push(credentialsAuthFile(config.credentials));
+    image.push(`--authfile=/proc/self/fd/${FIRST_SECRET_FD + secretFiles.length - 1}`);
+  }
   if (config.authAnonymous) image.push('--no-creds');
   if (config.certificateDirectory !== undefined) image.push(flag('--cert-dir', path('certificateDirectory', config.certificateDirectory)));
   if (config.insecureSkipTlsVerification) image.push('--tls-verify=false');
@@ -143,7 +161,7 @@ export function planSpawn(
 }
 
 function checkConflicts(config: ImageProxyConfig): void {
-  const auth = (['authFile', 'authData', 'authAnonymous'] as const).filter((key) =>
+  const auth = (['authFile', 'authData', 'credentials', 'authAnonymous'] as const).filter((key) =>
     key === 'authAnonymous' ? config.authAnonymous === true : config[key] !== undefined,
   );
   if (auth.length > 1) {
@@ -152,6 +170,19 @@ function checkConflicts(config: ImageProxyConfig): void {
   if (config.policy !== undefined && config.insecurePolicy) {
     throw new ConfigurationError('conflicting options policy and insecurePolicy: choose one');
   }
+}
+
+/** A containers-auth.json document holding one registry's credentials. */
+function credentialsAuthFile(credentials: Credentials): Buffer {
+  const { registry, username, password } = credentials;
+  if (typeof registry !== 'string' || !/^[A-Za-z0-9.-]+(:\d+)?(\/[^\s]*)?$/.test(registry)) {
+    throw new ConfigurationError('credentials.registry must be a registry host such as "quay.io" or "localhost:5000"');
+  }
+  if (typeof username !== 'string' || username === '' || username.includes(':') || typeof password !== 'string') {
+    throw new ConfigurationError('credentials need a non-empty username without ":" and a password string');
+  }
+  const auth = Buffer.from(`${username}:${password}`).toString('base64');
+  return Buffer.from(JSON.stringify({ auths: { [registry]: { auth } } }));
 }
 
 // `--flag=value` in one word: a value can never be mistaken for another flag.

@@ -11,7 +11,7 @@
  * ```
  */
 export { ImageProxy, OpenedImage, isNotFound, type BlobOptions, type CallOptions, type CloseOptions } from './proxy.js';
-export type { ImageProxyConfig, Platform } from './config.js';
+export type { Credentials, ImageProxyConfig, Platform } from './config.js';
 export type { BlobStream, BlobTransfer } from './streams.js';
 export { FEATURE_VERSIONS, MINIMUM_PROTOCOL_VERSION, type Feature } from './protocol.js';
 export * from './errors.js';

@@ -65,6 +65,17 @@ describe('planSpawn', () => {
     assert.deepEqual(plan({ authData: Buffer.from(secret) }).secretFiles, [Buffer.from(secret)]);
   });
 
+  it('sends credentials as a private auth file, never argv', () => {
+    const result = plan({ credentials: { registry: 'localhost:5000', username: 'alice', password: 'hunter2' } });
+    assert.deepEqual(result.argv, ['skopeo', 'experimental-image-proxy', '--authfile=/proc/self/fd/3']);
+    assert.deepEqual(JSON.parse(result.secretFiles[0]!.toString()), {
+      auths: { 'localhost:5000': { auth: Buffer.from('alice:hunter2').toString('base64') } },
+    });
+    assert.ok(!result.argv.join(' ').includes('hunter2'));
+    assert.throws(() => plan({ credentials: { registry: 'bad host', username: 'a', password: 'b' } }), ConfigurationError);
+    assert.throws(() => plan({ credentials: { registry: 'r.io', username: 'a:b', password: 'b' } }), ConfigurationError);
+  });
+
   it('turns debug on from CONTAINERS_IMAGE_PROXY_DEBUG', () => {
     assert.equal(plan({}, { CONTAINERS_IMAGE_PROXY_DEBUG: '1' }).debug, true);
     assert.deepEqual(plan({}, { CONTAINERS_IMAGE_PROXY_DEBUG: '1' }).argv, ['skopeo', '--debug', 'experimental-image-proxy']);
@@ -77,6 +88,7 @@ describe('planSpawn', () => {
       { authFile: '/a', authData: '{}' },
       { authFile: '/a', authAnonymous: true },
       { authData: '{}', authAnonymous: true },
+      { authFile: '/a', credentials: { registry: 'r.io', username: 'u', password: 'p' } },
       { policy: '/p', insecurePolicy: true },
     ]) {
       assert.throws(() => plan(config), ConfigurationError, JSON.stringify(config));
