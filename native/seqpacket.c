@@ -4,6 +4,8 @@
 // few syscalls the protocol needs and nothing else:
 //   socketPair()            -> [parentFd, childFd], both CLOEXEC
 //   createSecretFd(buffer)  -> a sealed, CLOEXEC memfd holding the bytes
+//   mknod(path, kind, mode, major, minor)  device nodes and fifos for
+//                           layer extraction (Node has no mknod)
 //   new Channel(fd, onPacket)
 //     .send(buffer)         one packet, never blocks
 //     .ref() / .unref()     whether a waiting reply keeps the event loop alive
@@ -20,6 +22,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -108,6 +112,36 @@ static napi_value create_secret_fd(napi_env env, napi_callback_info info) {
   napi_value result;
   CHECK(env, napi_create_int32(env, fd, &result));
   return result;
+}
+
+// mknod(path, kind: 'char' | 'block' | 'fifo', mode, major, minor)
+static napi_value make_node(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[4096], kind[8];
+  size_t length;
+  uint32_t mode, major, minor;
+  if (argc < 5 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &length) != napi_ok ||
+      length >= sizeof path - 1 ||
+      napi_get_value_string_utf8(env, argv[1], kind, sizeof kind, &length) != napi_ok ||
+      napi_get_value_uint32(env, argv[2], &mode) != napi_ok ||
+      napi_get_value_uint32(env, argv[3], &major) != napi_ok ||
+      napi_get_value_uint32(env, argv[4], &minor) != napi_ok) {
+    napi_throw_type_error(env, NULL, "mknod(path, kind, mode, major, minor)");
+    return NULL;
+  }
+  mode_t type = strcmp(kind, "char") == 0    ? S_IFCHR
+                : strcmp(kind, "block") == 0 ? S_IFBLK
+                : strcmp(kind, "fifo") == 0  ? S_IFIFO
+                                             : 0;
+  if (type == 0) {
+    napi_throw_type_error(env, NULL, "mknod: kind must be char, block or fifo");
+    return NULL;
+  }
+  if (mknod(path, type | (mode & 07777), makedev(major, minor)) != 0)
+    return throw_errno(env, "mknod", errno);
+  return NULL;
 }
 
 static void on_handle_closed(uv_handle_t* handle) {
@@ -396,8 +430,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"Channel", NULL, NULL, NULL, NULL, channel_class, napi_default, NULL},
       {"socketPair", NULL, socket_pair, NULL, NULL, NULL, napi_default, NULL},
       {"createSecretFd", NULL, create_secret_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"mknod", NULL, make_node, NULL, NULL, NULL, napi_default, NULL},
   };
-  CHECK(env, napi_define_properties(env, exports, 3, exported));
+  CHECK(env, napi_define_properties(env, exports, 4, exported));
   return exports;
 }
 

@@ -16,6 +16,7 @@ declare -A NEEDED=(
   [htpasswd]=apache2-utils
   [docker-registry]=docker-registry
   [script]=bsdutils
+  [zstd]=zstd
   [make]=make
   [g++]=g++
   [python3]=python3

@@ -4,6 +4,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+npm run --silent build   # the CLI tests run the built bin
 npx tsc -p tsconfig.test.json
 
 if [[ -n ${SKOPEO:-} ]]; then

@@ -10,7 +10,8 @@
  * const { manifest } = await proxy.fetchManifest(image);
  * ```
  */
-export { ImageProxy, OpenedImage, isNotFound, type BlobOptions, type CallOptions, type CloseOptions } from './proxy.js';
+export { ImageProxy, OpenedImage, isNotFound, type BlobOptions, type CallOptions, type CloseOptions, type LayerWithDiffId } from './proxy.js';
+export { RootfsWriter, ExtractionError, type RootfsWriterOptions } from './extract.js';
 export type { Credentials, ImageProxyConfig, Platform } from './config.js';
 export type { BlobStream, BlobTransfer } from './streams.js';
 export { FEATURE_VERSIONS, MINIMUM_PROTOCOL_VERSION, type Feature } from './protocol.js';

@@ -21,6 +21,7 @@ interface Addon {
   Channel: new (fd: number, onPacket: PacketCallback) => NativeChannel;
   socketPair(): [number, number];
   createSecretFd(data: Buffer): number;
+  mknod(path: string, kind: 'char' | 'block' | 'fifo', mode: number, major: number, minor: number): void;
 }
 
 function load(): Addon {

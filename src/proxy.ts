@@ -48,6 +48,11 @@ export interface BlobOptions extends CallOptions {
   transfer?: BlobTransfer;
 }
 
+/** A layer and the digest of its uncompressed contents. */
+export interface LayerWithDiffId extends ConvertedLayerInfo {
+  diffId: string;
+}
+
 /** Options of {@link ImageProxy.close}. */
 export interface CloseOptions {
   /** How long to wait for skopeo to exit after Shutdown before SIGTERM, then SIGKILL. Default 5000. */
@@ -222,8 +227,10 @@ export class ImageProxy {
 
   /**
    * The image's manifest, converted to OCI by the proxy, as raw bytes, and the
-   * digest of the ORIGINAL manifest (of the manifest list, if the reference
-   * names one).
+   * digest of the manifest as stored, before that conversion. For a manifest
+   * list, both describe the image chosen for the platform, not the list
+   * (observed with skopeo 1.9 to 1.22); a platform the list lacks fails here
+   * with a RequestError for GetManifest, not in openImage.
    */
   async fetchManifestRaw(image: OpenedImage, options: CallOptions = {}): Promise<{ digest: string; raw: Buffer }> {
     const reply = await this.#request('GetManifest', [this.#id(image)], 'pipe', options.signal);
@@ -332,6 +339,22 @@ export class ImageProxy {
     }
     const { manifest } = await this.fetchManifest(image, options);
     return manifest.layers.map(({ digest, size, mediaType }) => ({ digest, size, mediaType }));
+  }
+
+  /**
+   * {@link getLayerInfo} with each layer's `diffId`: the digest of its
+   * uncompressed tar from the config's `rootfs.diff_ids`, which is what an
+   * extractor or an ostree-like store verifies against.
+   * @throws {ProtocolError} the config lists a different number of diff_ids.
+   */
+  async getLayerDiffIds(image: OpenedImage, options: CallOptions = {}): Promise<LayerWithDiffId[]> {
+    const layers = await this.getLayerInfo(image, options);
+    const config = await this.fetchConfig(image, options);
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    if (diffIds.length !== layers.length) {
+      throw new ProtocolError(`the image has ${layers.length} layers but its config lists ${diffIds.length} diff_ids`);
+    }
+    return layers.map((layer, i) => ({ ...layer, diffId: diffIds[i]! }));
   }
 
   /**

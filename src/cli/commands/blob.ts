@@ -1,0 +1,41 @@
+import { pipeline } from 'node:stream/promises';
+import { parseCommand, integer, UsageError } from '../options.js';
+import { createProgress } from '../progress.js';
+import { withImage, writeAtomically } from '../session.js';
+
+export const help = `Usage: containers-image-proxy blob IMAGE DIGEST [--size N] [-o FILE]
+
+Writes one verified blob (a layer or the config) to stdout or FILE. The size
+is looked up in the manifest when --size is not given. If the bytes do not
+match DIGEST the command fails and FILE is not created.
+
+Options:
+  --size N         the blob's size in bytes
+  -o, --output F   write to F instead of stdout
+
+Examples:
+  containers-image-proxy blob oci:examples/hello-image:latest sha256:68a96e7f… -o layer.tar
+  containers-image-proxy blob docker://quay.io/fedora/fedora:42 sha256:… | tar -tzf -`;
+
+export async function run(args: string[]): Promise<void> {
+  const { values, positionals } = parseCommand(args, { size: { type: 'string' }, output: { type: 'string', short: 'o' } });
+  const [reference, digest, ...extra] = positionals;
+  if (!reference || !digest || extra.length) throw new UsageError('blob takes IMAGE and DIGEST');
+  const output = values.output as string | undefined;
+  await withImage(values, reference, async (proxy, image) => {
+    let size = values.size === undefined ? undefined : integer('--size', values.size as string, 0);
+    if (size === undefined) {
+      const { manifest } = await proxy.fetchManifest(image);
+      const known = [manifest.config, ...manifest.layers, ...(await proxy.getLayerInfo(image))];
+      size = known.find((descriptor) => descriptor.digest === digest)?.size;
+      if (size === undefined) throw new UsageError(`${digest} is not a layer or the config of this image; pass --size to fetch it anyway`);
+    }
+    const progress = createProgress({ quiet: values.quiet || !output, json: values.json });
+    progress.start(digest, digest.slice(0, 19), size);
+    const stream = await proxy.getBlob(image, digest, size);
+    if (output) await writeAtomically(output, stream, progress.meter(digest));
+    else await pipeline(stream, progress.meter(digest), process.stdout, { end: false });
+    progress.done(digest);
+    progress.close();
+  });
+}

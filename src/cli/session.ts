@@ -1,0 +1,54 @@
+/** Opening a proxy and an image for one command, closed on the way out. */
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Meter } from './progress.js';
+import { pipeline } from 'node:stream/promises';
+import { ImageProxy, type OpenedImage } from '../index.js';
+import { proxyConfig, type GlobalValues } from './options.js';
+
+export async function withImage<T>(values: GlobalValues, reference: string, work: (proxy: ImageProxy, image: OpenedImage) => Promise<T>): Promise<T> {
+  await using proxy = await ImageProxy.spawn(proxyConfig(values));
+  await using image = await proxy.openImage(reference);
+  return await work(proxy, image);
+}
+
+/** Writes to stdout and waits until it has been handed to the OS. */
+export function writeStdout(data: string | Buffer): Promise<void> {
+  return new Promise((resolve, reject) => process.stdout.write(data, (error) => (error ? reject(error) : resolve())));
+}
+
+/**
+ * Streams into `path` through a temporary name, renamed only on success, so a
+ * failed or unverified transfer never leaves a partial file behind.
+ */
+export async function writeAtomically(path: string, source: Readable, meter: Meter): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const temporary = `${path}.partial-${process.pid}`;
+  try {
+    await pipeline(source, meter, createWriteStream(temporary, { flags: 'wx' }));
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+}
+
+/** Runs `work` over `items` with at most `jobs` at a time, in order of start. */
+export async function forEachConcurrently<T>(items: readonly T[], jobs: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      const index = next++;
+      try {
+        await work(items[index]!, index);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, items.length)) }, worker));
+}

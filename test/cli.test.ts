@@ -1,0 +1,276 @@
+/** The containers-image-proxy command, end to end through the built bin against real skopeo. */
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { SKOPEO, skopeo, tempDir } from './support/env.js';
+import { addToIndex, buildImage, noise, sha256, writeBlob, type BuiltImage } from './support/oci-layout.js';
+import { tar } from './support/tar.js';
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js');
+const scratch = tempDir();
+let image: BuiltImage;
+let threeLayers: BuiltImage;
+
+interface Run {
+  status: number | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+function cli(...args: string[]): Run {
+  const result = spawnSync(process.execPath, [BIN, ...args, '--skopeo', SKOPEO], { timeout: 60_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr.toString() };
+}
+
+function ok(run: Run): Run {
+  assert.equal(run.status, 0, `exit ${run.status}: ${run.stderr}`);
+  return run;
+}
+
+/** Everything under a directory with its kind and content, for file-by-file comparison. */
+function snapshot(dir: string, prefix = ''): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    const rel = prefix + entry.name;
+    if (entry.isSymbolicLink()) out[rel] = `symlink ${readlinkSync(path)}`;
+    else if (entry.isDirectory()) {
+      out[rel + '/'] = `dir ${(statSync(path).mode & 0o7777).toString(8)}`;
+      Object.assign(out, snapshot(path, rel + '/'));
+    } else out[rel] = `file ${(statSync(path).mode & 0o7777).toString(8)} ${readFileSync(path, 'utf8')}`;
+  }
+  return out;
+}
+
+before(() => {
+  const layout = join(scratch.path, 'layout');
+  image = buildImage(layout, 'v1', [
+    { entries: [{ type: 'file', name: 'hello.txt', content: 'hello\n' }] },
+    { compression: 'none', entries: [{ type: 'file', name: 'data.bin', content: noise(200_000, 3) }] },
+  ]);
+  threeLayers = buildImage(layout, 'three', [
+    {
+      entries: [
+        { type: 'dir', name: 'etc/', mode: 0o755 },
+        { type: 'file', name: 'etc/config', content: 'v1\n', mode: 0o600 },
+        { type: 'file', name: 'etc/obsolete', content: 'gone\n' },
+        { type: 'dir', name: 'opt/' },
+        { type: 'file', name: 'opt/old-a', content: 'a\n' },
+        { type: 'file', name: 'opt/old-b', content: 'b\n' },
+        { type: 'file', name: 'bin/tool', content: '#!/bin/sh\necho tool\n', mode: 0o755 },
+      ],
+    },
+    {
+      compression: 'none',
+      entries: [
+        { type: 'file', name: 'etc/.wh.obsolete', content: '' },
+        { type: 'file', name: 'opt/.wh..wh..opq', content: '' },
+        { type: 'file', name: 'opt/fresh', content: 'fresh\n' },
+        { type: 'symlink', name: 'bin/alias', target: 'tool' },
+      ],
+    },
+    {
+      entries: [
+        { type: 'file', name: 'etc/config', content: 'v3\n', mode: 0o644 },
+        { type: 'hardlink', name: 'bin/tool-link', target: 'bin/tool' },
+      ],
+    },
+  ]);
+});
+
+after(() => scratch[Symbol.dispose]());
+
+describe('cli: basics', () => {
+  it('prints its version and help for every command', () => {
+    const version = JSON.parse(readFileSync(join(dirname(BIN), '..', '..', 'package.json'), 'utf8')) as { version: string };
+    assert.equal(ok(cli('--version')).stdout.toString().trim(), `containers-image-proxy ${version.version}`);
+    assert.match(ok(cli('--help')).stdout.toString(), /Commands:[\s\S]*extract IMAGE DIR/);
+    for (const command of ['inspect', 'layers', 'blob', 'pull', 'extract']) {
+      const help = ok(cli(command, '--help')).stdout.toString();
+      assert.match(help, new RegExp(`Usage: containers-image-proxy ${command}`));
+      assert.match(help, /Examples?:/);
+      assert.match(help, /--tls-verify=false/, 'global options are listed');
+    }
+  });
+
+  it('exits 2 on usage errors, with a one-line reason', () => {
+    for (const args of [['frobnicate'], ['inspect'], ['inspect', 'a', 'b'], ['pull', 'oci:x'], ['pull', 'oci:x', 'd', '--jobs', 'many'], ['inspect', 'oci:x', '--tls-verify=maybe'], ['inspect', 'oci:x', '--bogus']]) {
+      const run = cli(...args);
+      assert.equal(run.status, 2, `${args.join(' ')}: ${run.stderr}`);
+      assert.match(run.stderr.split('\n')[0]!, /^containers-image-proxy: /);
+      assert.equal(run.stdout.length, 0);
+    }
+  });
+
+  it('exits 1 with one actionable line when the image does not exist', () => {
+    const run = cli('inspect', `oci:${image.layout}:missing`);
+    assert.equal(run.status, 1);
+    assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+    assert.match(run.stderr, /^containers-image-proxy: error: OpenImage failed: .*missing/);
+  });
+});
+
+describe('cli: inspect, layers, blob', () => {
+  it('inspect prints the digest and manifest, --config adds the config, --raw the exact bytes', () => {
+    const out = JSON.parse(ok(cli('inspect', image.reference, '--config')).stdout.toString()) as {
+      digest: string;
+      manifest: { layers: Array<{ digest: string }> };
+      config: { rootfs: { diff_ids: string[] } };
+    };
+    assert.equal(out.digest, image.manifestDigest);
+    assert.deepEqual(out.manifest.layers.map((l) => l.digest), image.layers.map((l) => l.digest));
+    assert.deepEqual(out.config.rootfs.diff_ids, image.layers.map((l) => l.diffId));
+    assert.deepEqual(ok(cli('inspect', image.reference, '--raw')).stdout, readFileSync(image.manifestPath));
+  });
+
+  it('layers lists index, digest, size, media type and diff ID', () => {
+    const out = JSON.parse(ok(cli('layers', image.reference)).stdout.toString()) as unknown;
+    assert.deepEqual(
+      out,
+      image.layers.map(({ digest, size, mediaType, diffId }, index) => ({ index, digest, size, mediaType, diffId })),
+    );
+  });
+
+  it('blob writes the exact bytes to stdout or a file, looking the size up', () => {
+    for (const layer of image.layers) {
+      assert.deepEqual(ok(cli('blob', image.reference, layer.digest)).stdout, readFileSync(layer.path));
+      const file = join(scratch.path, `blob-${layer.digest.slice(7, 15)}`);
+      ok(cli('blob', image.reference, layer.digest, '-o', file, '--size', String(layer.size)));
+      assert.deepEqual(readFileSync(file), readFileSync(layer.path));
+    }
+    assert.deepEqual(ok(cli('blob', image.reference, image.configDigest)).stdout.length, image.configSize);
+  });
+
+  it('blob fails on a digest mismatch and leaves no file behind', () => {
+    using dir = tempDir();
+    cpSync(image.layout, dir.path, { recursive: true });
+    const layer = image.layers[1]!;
+    const path = join(dir.path, 'blobs', 'sha256', layer.digest.slice(7));
+    const bytes = readFileSync(path);
+    bytes[100] = bytes[100]! ^ 1;
+    writeFileSync(path, bytes);
+    const file = join(dir.path, 'out.bin');
+    const run = cli('blob', `oci:${dir.path}:v1`, layer.digest, '-o', file);
+    assert.equal(run.status, 1);
+    assert.match(run.stderr, /failed verification/);
+    assert.deepEqual(readdirSync(dir.path).filter((name) => name.startsWith('out.bin')), []);
+  });
+});
+
+describe('cli: pull', () => {
+  it('writes an OCI layout that skopeo inspects and copies', () => {
+    using dir = tempDir();
+    const out = join(dir.path, 'pulled');
+    ok(cli('pull', image.reference, out, '--jobs', '4'));
+    const inspected = JSON.parse(skopeo('inspect', `oci:${out}:v1`)) as { Digest: string; Layers: string[] };
+    assert.deepEqual(inspected.Layers, image.layers.map((l) => l.digest));
+    const copy = join(dir.path, 'copy');
+    skopeo('copy', '--quiet', `oci:${out}:v1`, `dir:${copy}`);
+    for (const layer of image.layers) assert.deepEqual(readFileSync(join(copy, layer.digest.slice(7))), readFileSync(layer.path));
+    ok(cli('pull', threeLayers.reference, out, '--tag', 'second'));
+    assert.ok(JSON.parse(skopeo('inspect', `oci:${out}:second`)));
+    assert.ok(JSON.parse(skopeo('inspect', `oci:${out}:v1`)), 'the first tag is kept');
+  });
+
+  it('--to-devnull fetches and verifies every layer, writing nothing', () => {
+    const run = ok(cli('pull', threeLayers.reference, '--to-devnull', '--jobs', '2'));
+    assert.equal(run.stdout.length, 0);
+  });
+});
+
+describe('cli: extract', () => {
+  it('extracts a 3-layer image with whiteouts and an opaque dir, file by file', () => {
+    using dir = tempDir();
+    const root = join(dir.path, 'rootfs');
+    ok(cli('extract', threeLayers.reference, root));
+    assert.deepEqual(snapshot(root), {
+      'bin/': 'dir 755',
+      'bin/alias': 'symlink tool',
+      'bin/tool': 'file 755 #!/bin/sh\necho tool\n',
+      'bin/tool-link': 'file 755 #!/bin/sh\necho tool\n',
+      'etc/': 'dir 755',
+      'etc/config': 'file 644 v3\n',
+      'opt/': 'dir 755',
+      'opt/fresh': 'file 644 fresh\n',
+    });
+    assert.equal(statSync(join(root, 'bin/tool')).ino, statSync(join(root, 'bin/tool-link')).ino);
+  });
+
+  it('extracts only the chosen layers, by index or digest', () => {
+    using dir = tempDir();
+    const root = join(dir.path, 'rootfs');
+    ok(cli('extract', threeLayers.reference, root, '--layer', '1'));
+    assert.deepEqual(Object.keys(snapshot(root)).sort(), ['bin/', 'bin/alias', 'etc/', 'opt/', 'opt/fresh']);
+    const byDigest = join(dir.path, 'by-digest');
+    ok(cli('extract', threeLayers.reference, byDigest, '--layer', threeLayers.layers[0]!.digest, '--layer', '0'));
+    assert.deepEqual(Object.keys(snapshot(byDigest)).sort(), ['bin/', 'bin/tool', 'etc/', 'etc/config', 'etc/obsolete', 'opt/', 'opt/old-a', 'opt/old-b']);
+    const missingLink = cli('extract', threeLayers.reference, join(dir.path, 'partial'), '--layer', '2');
+    assert.equal(missingLink.status, 1, 'layer 2 alone hardlinks to a file only layer 0 has');
+    assert.match(missingLink.stderr, /hardlink target bin\/tool does not exist/);
+    const bad = cli('extract', threeLayers.reference, root, '--layer', '7');
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /has 3 layers/);
+  });
+
+  it('extracts a zstd layer', () => {
+    using dir = tempDir();
+    const raw = tar([{ type: 'file', name: 'pkg/hello.rpm', content: 'not really an rpm\n' }]);
+    const blob = execFileSync('zstd', ['-q', '-c'], { input: raw });
+    const layout = join(dir.path, 'zstd-layout');
+    const digest = writeBlob(layout, blob);
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(raw)] } }));
+    const configDigest = writeBlob(layout, config);
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', digest, size: blob.length }],
+      }),
+    );
+    addToIndex(layout, { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: writeBlob(layout, manifest), size: manifest.length }, 'z');
+    const root = join(dir.path, 'rootfs');
+    ok(cli('extract', `oci:${layout}:z`, root));
+    assert.equal(readFileSync(join(root, 'pkg/hello.rpm'), 'utf8'), 'not really an rpm\n');
+  });
+
+  it('refuses hostile layers with exit 1 and writes nothing outside DIR', () => {
+    for (const [what, entries] of [
+      ['dot-dot', [{ type: 'file' as const, name: '../evil', content: 'x' }]],
+      ['symlink', [{ type: 'symlink' as const, name: 'up', target: '..' }, { type: 'file' as const, name: 'up/evil', content: 'x' }]],
+      ['hardlink', [{ type: 'hardlink' as const, name: 'hl', target: '../victim' }]],
+    ] as const) {
+      using dir = tempDir();
+      writeFileSync(join(dir.path, 'victim'), 'precious');
+      const hostile = buildImage(join(dir.path, 'layout'), 'bad', [{ entries: [...entries] }]);
+      const run = cli('extract', hostile.reference, join(dir.path, 'root'));
+      assert.equal(run.status, 1, what);
+      assert.match(run.stderr, /refusing layer entry/, what);
+      assert.equal(run.stderr.trim().split('\n').length, 1);
+      assert.ok(!existsSync(join(dir.path, 'evil')), what);
+      assert.equal(readFileSync(join(dir.path, 'victim'), 'utf8'), 'precious');
+      assert.ok(lstatSync(join(dir.path, 'root')).isDirectory());
+    }
+  });
+});
+
+describe('cli: progress', () => {
+  it('draws bars on a terminal, JSON events with --json, nothing otherwise', () => {
+    using dir = tempDir();
+    // `script` runs the command in a pseudo-terminal and records what it drew.
+    const command = [process.execPath, BIN, 'pull', image.reference, join(dir.path, 'tty'), '--skopeo', SKOPEO].map((a) => `'${a}'`).join(' ');
+    const typescript = execFileSync('script', ['-qec', `stty cols 100; ${command}`, '/dev/null'], { encoding: 'utf8' });
+    assert.match(typescript, /sha256:[0-9a-f]{12}\s+\[#+\] [\d.]+ (KiB|MiB|B)\/[\d.]+ (KiB|MiB|B) [\d.]+ (B|KiB|MiB|GiB)\/s done/);
+
+    const json = ok(cli('pull', image.reference, join(dir.path, 'json'), '--json'));
+    const events = json.stderr.trim().split('\n').map((line) => JSON.parse(line) as { event: string; id: string; bytes: number; total: number });
+    for (const layer of image.layers) {
+      assert.ok(events.some((e) => e.event === 'start' && e.id === layer.digest && e.total === layer.size));
+      assert.ok(events.some((e) => e.event === 'done' && e.id === layer.digest && e.bytes === layer.size));
+    }
+    assert.equal(ok(cli('pull', image.reference, join(dir.path, 'quiet'))).stderr, '', 'not a terminal: silent');
+  });
+});
