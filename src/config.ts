@@ -4,6 +4,7 @@
  * files the child inherits (see {@link SpawnPlan.secretFiles}).
  */
 import { ConfigurationError } from './errors.js';
+import type { RetryPolicy } from './retry.js';
 
 /** Which image to pick from a manifest list, instead of the running machine's. */
 export interface Platform {
@@ -70,6 +71,15 @@ export interface ImageProxyConfig {
    */
   debug?: boolean;
   /**
+   * Milliseconds a blob stream may receive nothing, while it is being read,
+   * before it fails with StallError (default 60 000; 0 disables). On proxies
+   * without GetRawBlob a stall leaves skopeo wedged in FinishPipe, so the
+   * proxy is then restarted and open images re-opened (`restart` event).
+   */
+  stallTimeout?: number;
+  /** Default retry policy of blob fetches (see {@link RetryPolicy}); none by default. */
+  retry?: RetryPolicy;
+  /**
    * The command that runs skopeo, as an argv prefix: `['/opt/skopeo/bin/skopeo']`
    * or `['systemd-run', '-Pq', '--', 'skopeo']`. Defaults to `['skopeo']`,
    * wrapped in `setpriv --pdeathsig SIGTERM` when util-linux has it so the
@@ -110,6 +120,7 @@ export function planSpawn(
   environment: { env: NodeJS.ProcessEnv; setpriv: string | null; features?: SkopeoFeatures },
 ): SpawnPlan {
   checkConflicts(config);
+  checkNoNul(config);
   const debug = config.debug === true || nonEmpty(environment.env.CONTAINERS_IMAGE_PROXY_DEBUG);
   const prefix = config.skopeoCommand ?? ['skopeo'];
   if (prefix.length === 0 || prefix.some((part) => typeof part !== 'string' || part === '')) {
@@ -158,6 +169,15 @@ export function planSpawn(
     image.push(`--decryption-key=${key}`);
   }
   return { argv: [...wrapper, ...prefix, ...global, 'experimental-image-proxy', ...image], secretFiles, debug };
+}
+
+/** A NUL byte cannot travel in argv (or a path): refuse it as configuration, not a crash in spawn. */
+function checkNoNul(value: unknown, name = 'config'): void {
+  if (typeof value === 'string' && value.includes('\0')) throw new ConfigurationError(`${name} contains a NUL byte`);
+  if (Array.isArray(value)) value.forEach((item, i) => checkNoNul(item, `${name}[${i}]`));
+  else if (value && typeof value === 'object' && !(value instanceof Uint8Array)) {
+    for (const [key, item] of Object.entries(value)) checkNoNul(item, name === 'config' ? key : `${name}.${key}`);
+  }
 }
 
 function checkConflicts(config: ImageProxyConfig): void {

@@ -50,6 +50,20 @@ export class InvalidArgumentError extends ImageProxyError {
 /** Error codes the proxy attaches to failures (protocol 0.2.8). */
 export type ProxyErrorCode = 'EPIPE' | 'retryable' | 'other';
 
+/**
+ * Failures worth repeating as skopeo words them: network resets and timeouts,
+ * and 5xx or 429 answers from a registry. Never 401, 404, digest mismatches or
+ * policy rejections.
+ */
+const TRANSIENT =
+  /connection reset|broken pipe|unexpected EOF|i\/o timeout|TLS handshake timeout|server closed|connection refused|EOF$|\b(500|502|503|504|429)\b|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Timeout|Too Many Requests/i;
+const PERMANENT = /unauthorized|authentication required|denied|manifest unknown|blob unknown|\bnot found\b|did not match|corrupted blob|signature|rejected by policy|no such file/i;
+
+/** Whether skopeo's message describes a transient failure. */
+export function isTransientMessage(message: string): boolean {
+  return TRANSIENT.test(message) && !PERMANENT.test(message);
+}
+
 /** The proxy answered a request with an error (image not found, unauthorized, ...). */
 export class RequestError extends ImageProxyError {
   override name = 'RequestError';
@@ -63,7 +77,36 @@ export class RequestError extends ImageProxyError {
     readonly code?: string,
   ) {
     super(`${method} failed: ${serverMessage}`);
-    this.retryable = code === 'retryable';
+    this.retryable = code === 'retryable' || isTransientMessage(serverMessage);
+  }
+}
+
+/** A blob stream received no bytes for `stallTimeout` while it was being read. */
+export class StallError extends ImageProxyError {
+  override name = 'StallError';
+  override readonly retryable = true;
+  constructor(
+    readonly digest: string,
+    readonly bytesReceived: number,
+    readonly stallTimeoutMs: number,
+  ) {
+    super(`blob ${digest} stalled: no data for ${stallTimeoutMs} ms after ${bytesReceived} bytes; the registry or network stopped sending`);
+  }
+}
+
+/**
+ * The proxy was restarted (after a stall left it wedged) while this request
+ * was in flight. Open images keep working; repeat the call.
+ */
+export class ProxyRestartedError extends ImageProxyError {
+  override name = 'ProxyRestartedError';
+  override readonly retryable = true;
+  constructor(
+    readonly reason: Error,
+    /** Whether the request had reached skopeo (if not, the proxy re-sends it itself). */
+    readonly sent: boolean,
+  ) {
+    super(`the image proxy was restarted (${reason.message}); repeat the operation`, { cause: reason });
   }
 }
 

@@ -10,7 +10,18 @@
  * const { manifest } = await proxy.fetchManifest(image);
  * ```
  */
-export { ImageProxy, OpenedImage, isNotFound, type BlobOptions, type CallOptions, type CloseOptions, type LayerWithDiffId } from './proxy.js';
+export {
+  DEFAULT_STALL_TIMEOUT_MS,
+  ImageProxy,
+  OpenedImage,
+  isNotFound,
+  type BlobOptions,
+  type CallOptions,
+  type CloseOptions,
+  type LayerWithDiffId,
+  type RestartEvent,
+} from './proxy.js';
+export { isRetryable, withRetry, type RetryEvent, type RetryPolicy } from './retry.js';
 export { RootfsWriter, ExtractionError, type RootfsWriterOptions } from './extract.js';
 export type { Credentials, ImageProxyConfig, Platform } from './config.js';
 export type { BlobStream, BlobTransfer } from './streams.js';

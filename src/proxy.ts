@@ -1,20 +1,23 @@
 /**
- * ImageProxy: one skopeo `experimental-image-proxy` child and the methods of
- * its protocol, each a few lines on top of the transport.
+ * ImageProxy: a skopeo `experimental-image-proxy` child and the methods of
+ * its protocol, each a few lines on top of the transport. If a stalled blob
+ * leaves the child wedged, the proxy replaces it and re-opens held images.
  */
-import { needsFeatureProbe, planSpawn, type ImageProxyConfig } from './config.js';
+import { EventEmitter } from 'node:events';
+import { needsFeatureProbe, planSpawn, type ImageProxyConfig, type SpawnPlan } from './config.js';
 import {
   BlobVerificationError,
   ImageClosedError,
-
   InvalidArgumentError,
   ProtocolError,
   ProxyClosedError,
   ProxyExitedError,
+  ProxyRestartedError,
   ProxyTooOldError,
   RequestError,
   SpawnError,
   UnsupportedOperationError,
+  type StallError,
 } from './errors.js';
 import type { ConvertedLayerInfo, Descriptor, ImageConfig, ImageManifest } from './oci.js';
 import {
@@ -26,8 +29,10 @@ import {
   isVersion,
   MINIMUM_PROTOCOL_VERSION,
   type Feature,
+  type Reply,
   type RequestArg,
 } from './protocol.js';
+import { RetryingBlobStream, withRetry, type RetryPolicy } from './retry.js';
 import { findSetpriv, probeFeatures, spawnChild, type SpawnedChild } from './spawn.js';
 import { FinishPipeBlobStream, hashAlgorithm, RawBlobStream, readPipe, type BlobStream, type BlobTransfer } from './streams.js';
 import { closeFds, Transport, type ReplyShape } from './transport.js';
@@ -46,6 +51,10 @@ export interface BlobOptions extends CallOptions {
    * else `GetBlob` (verified by the proxy).
    */
   transfer?: BlobTransfer;
+  /** Overrides the config's `stallTimeout` for this blob (ms; 0 disables). */
+  stallTimeout?: number;
+  /** Overrides the config's `retry` for this blob; retries happen only before any byte was emitted. */
+  retry?: RetryPolicy;
 }
 
 /** A layer and the digest of its uncompressed contents. */
@@ -59,17 +68,36 @@ export interface CloseOptions {
   timeoutMs?: number;
 }
 
+/** The `restart` event: the proxy replaced a wedged skopeo. */
+export interface RestartEvent {
+  /** Why: usually the StallError of a blob. */
+  reason: Error;
+  /** Restarts so far, this one included. */
+  restarts: number;
+}
+
+export const DEFAULT_STALL_TIMEOUT_MS = 60_000;
+
 /** An image opened on a proxy. Close it (or `await using` it) when done. */
 export class OpenedImage {
+  #id: number;
   #closed = false;
+  #lost: Error | undefined;
+
   /** @internal */
   constructor(
     readonly proxy: ImageProxy,
-    /** The proxy's id for this image. */
-    readonly id: number,
+    id: number,
     /** The reference it was opened with, e.g. `docker://quay.io/fedora/fedora:42`. */
     readonly reference: string,
-  ) {}
+  ) {
+    this.#id = id;
+  }
+
+  /** The proxy's current id for this image (it changes if the proxy restarts). */
+  get id(): number {
+    return this.#id;
+  }
 
   get closed(): boolean {
     return this.#closed;
@@ -78,6 +106,17 @@ export class OpenedImage {
   /** @internal */
   markClosed(): void {
     this.#closed = true;
+  }
+
+  /** @internal After a restart: the new child's id, or why it could not be re-opened. */
+  rebind(id: number | Error): void {
+    if (typeof id === 'number') this.#id = id;
+    else this.#lost = id;
+  }
+
+  /** @internal */
+  get lost(): Error | undefined {
+    return this.#lost;
   }
 
   /** Same as `proxy.closeImage(this)`. */
@@ -90,6 +129,14 @@ export class OpenedImage {
   }
 }
 
+/** One skopeo child and the transport to it. */
+interface Generation {
+  child: SpawnedChild;
+  transport: Transport;
+  version: string;
+  exit?: { code: number | null; signal: NodeJS.Signals | null };
+}
+
 /**
  * A running `skopeo experimental-image-proxy`. Create one with
  * {@link ImageProxy.spawn}; close it with {@link ImageProxy.close} or
@@ -97,19 +144,26 @@ export class OpenedImage {
  *
  * Calls may be made concurrently; the proxy serves them one at a time in
  * order. Blob streams may be read concurrently and in any order.
+ *
+ * Events: `restart` ({@link RestartEvent}) when a wedged skopeo was replaced.
  */
-export class ImageProxy {
+export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
   /** The protocol version the proxy reported, e.g. `0.2.8`. */
   readonly protocolVersion: string;
-  readonly #child: SpawnedChild;
-  readonly #transport: Transport;
+  readonly #plan: SpawnPlan;
+  readonly #config: ImageProxyConfig;
+  #generation: Generation;
+  #recovering: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
-  #exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  readonly #openImages = new Set<OpenedImage>();
+  #restarts = 0;
 
-  private constructor(child: SpawnedChild, transport: Transport, protocolVersion: string) {
-    this.#child = child;
-    this.#transport = transport;
-    this.protocolVersion = protocolVersion;
+  private constructor(plan: SpawnPlan, config: ImageProxyConfig, generation: Generation) {
+    super();
+    this.#plan = plan;
+    this.#config = config;
+    this.#generation = generation;
+    this.protocolVersion = generation.version;
   }
 
   /**
@@ -122,63 +176,30 @@ export class ImageProxy {
     const prefix = config.skopeoCommand ?? ['skopeo'];
     const features = needsFeatureProbe(config) ? await probeFeatures(prefix) : undefined;
     const plan = planSpawn(config, { env: process.env, setpriv: findSetpriv(), features });
-    const child = spawnChild(plan.argv, plan.secretFiles, plan.debug);
-
-    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     let proxy: ImageProxy | undefined;
-    const exitedError = (): ProxyExitedError => new ProxyExitedError(exit?.code ?? null, exit?.signal ?? null, child.stderr());
-    // The socket can report EOF before the exit status is known: give the
-    // exit a moment so the error can say how skopeo died.
-    const onDisconnect = (): void => {
-      const timer = setTimeout(() => transport.fail(exitedError()), 2000);
-      void child.exited.then(() => {
-        clearTimeout(timer);
-        transport.fail(exitedError());
-      });
-    };
-    const transport = new Transport(child.socketFd, onDisconnect);
-    void child.exited.then((status) => {
-      exit = status;
-      if (proxy) proxy.#exit = status;
-      transport.fail(proxy !== undefined && proxy.#closing !== undefined ? new ProxyClosedError() : exitedError());
-    });
-
-    let version: string;
-    try {
-      const reply = await transport.request('Initialize', []);
-      version = expectString('Initialize', reply.value);
-      if (!isVersion(version)) throw new ProtocolError(`Initialize: ${JSON.stringify(version)} is not a version`);
-      if (compareVersions(version, MINIMUM_PROTOCOL_VERSION) < 0) throw new ProxyTooOldError(MINIMUM_PROTOCOL_VERSION, version);
-    } catch (error) {
-      transport.fail(new ProxyClosedError());
-      child.child.ref();
-      child.child.kill('SIGKILL');
-      await child.exited;
-      if (error instanceof ProxyExitedError) {
-        throw new SpawnError(`${plan.argv.join(' ')} did not start: ${exitedError().message.replace(/^skopeo image proxy /, '')}`, plan.argv, {
-          cause: error,
-        });
-      }
-      throw error;
-    }
-    proxy = new ImageProxy(child, transport, version);
-    proxy.#exit = exit;
+    const generation = await launch(plan, () => proxy !== undefined && proxy.#closing !== undefined);
+    proxy = new ImageProxy(plan, config, generation);
     return proxy;
   }
 
   /** The skopeo process id (for diagnostics). */
   get pid(): number | undefined {
-    return this.#child.child.pid;
+    return this.#generation.child.child.pid;
   }
 
   /** The last 64 KiB of skopeo's stderr. */
   get stderr(): string {
-    return this.#child.stderr();
+    return this.#generation.child.stderr();
   }
 
   /** Whether the proxy still accepts calls (not closed, not exited). */
   get running(): boolean {
-    return this.#closing === undefined && this.#transport.open;
+    return this.#closing === undefined && (this.#recovering !== undefined || this.#generation.transport.open);
+  }
+
+  /** How many times a wedged skopeo was replaced. */
+  get restarts(): number {
+    return this.#restarts;
   }
 
   /** Whether the running proxy is new enough for a protocol feature. */
@@ -193,8 +214,8 @@ export class ImageProxy {
    */
   async openImage(reference: string, options: CallOptions = {}): Promise<OpenedImage> {
     checkReference(reference);
-    const reply = await this.#request('OpenImage', [reference], 'plain', options.signal);
-    return new OpenedImage(this, expectUint('OpenImage', reply.value), reference);
+    const reply = await this.#call('OpenImage', () => [reference], 'plain', options.signal, closeAbandonedImage);
+    return this.#track(new OpenedImage(this, expectUint('OpenImage', reply.value), reference));
   }
 
   /**
@@ -205,12 +226,10 @@ export class ImageProxy {
   async openImageOptional(reference: string, options: CallOptions = {}): Promise<OpenedImage | null> {
     checkReference(reference);
     try {
-      if (this.supports('OpenImageOptional')) {
-        const reply = await this.#request('OpenImageOptional', [reference], 'plain', options.signal);
-        const id = expectUint('OpenImageOptional', reply.value);
-        return id === 0 ? null : new OpenedImage(this, id, reference);
-      }
-      return await this.openImage(reference, options);
+      if (!this.supports('OpenImageOptional')) return await this.openImage(reference, options);
+      const reply = await this.#call('OpenImageOptional', () => [reference], 'plain', options.signal, closeAbandonedImage);
+      const id = expectUint('OpenImageOptional', reply.value);
+      return id === 0 ? null : this.#track(new OpenedImage(this, id, reference));
     } catch (error) {
       if (error instanceof RequestError && isNotFound(error.serverMessage)) return null;
       throw error;
@@ -222,7 +241,19 @@ export class ImageProxy {
     this.#checkOwner(image);
     if (image.closed) return;
     image.markClosed();
-    await this.#request('CloseImage', [image.id], 'plain', options.signal);
+    // It stays tracked until CloseImage is answered, so a restart in between
+    // re-opens it and the (re-sent) CloseImage finds it on the new child.
+    try {
+      const id = (): RequestArg[] => {
+        if (image.lost) throw image.lost;
+        return [image.id];
+      };
+      await this.#call('CloseImage', id, 'plain', options.signal);
+    } catch (error) {
+      if (!image.lost) throw error; // one a restart could not re-open is gone anyway
+    } finally {
+      this.#openImages.delete(image);
+    }
   }
 
   /**
@@ -233,9 +264,9 @@ export class ImageProxy {
    * with a RequestError for GetManifest, not in openImage.
    */
   async fetchManifestRaw(image: OpenedImage, options: CallOptions = {}): Promise<{ digest: string; raw: Buffer }> {
-    const reply = await this.#request('GetManifest', [this.#id(image)], 'pipe', options.signal);
+    const { reply, transport } = await this.#callWith('GetManifest', () => [this.#id(image)], 'pipe', options.signal);
     const digest = expectString('GetManifest', reply.value);
-    return { digest, raw: await this.#readPipe(reply.fds[0]!, reply.pipeId, 'manifest') };
+    return { digest, raw: await readPipe(reply.fds[0]!, finishPipe(transport, reply.pipeId), 'manifest') };
   }
 
   /** The image's manifest, parsed; see {@link fetchManifestRaw} for the digest. */
@@ -250,8 +281,8 @@ export class ImageProxy {
 
   /** The image's configuration as raw bytes (GetFullConfig). */
   async fetchConfigRaw(image: OpenedImage, options: CallOptions = {}): Promise<Buffer> {
-    const reply = await this.#request('GetFullConfig', [this.#id(image)], 'pipe', options.signal);
-    return this.#readPipe(reply.fds[0]!, reply.pipeId, 'config');
+    const { reply, transport } = await this.#callWith('GetFullConfig', () => [this.#id(image)], 'pipe', options.signal);
+    return readPipe(reply.fds[0]!, finishPipe(transport, reply.pipeId), 'config');
   }
 
   /** The image's configuration, parsed. */
@@ -262,31 +293,25 @@ export class ImageProxy {
   /**
    * Streams a blob (layer or config) by digest and size. The stream ends only
    * after the blob has been verified against both; otherwise it fails with
-   * {@link BlobVerificationError}. Destroying it early is safe.
+   * {@link BlobVerificationError}. Destroying it early is safe. A stream that
+   * receives nothing for `stallTimeout` while being read fails with
+   * {@link StallError}.
    */
   async getBlob(image: OpenedImage, digest: string, size: number, options: BlobOptions = {}): Promise<BlobStream> {
-    const id = this.#id(image);
+    this.#id(image);
     hashAlgorithm(digest);
     if (!Number.isSafeInteger(size) || size < 0) {
       throw new InvalidArgumentError(`getBlob: size must be a non-negative integer below 2^53, got ${size}`);
     }
-    const transfer = options.transfer ?? (this.supports('GetRawBlob') ? 'GetRawBlob' : 'GetBlob');
-    if (transfer === 'GetRawBlob') {
-      const { size: reported, stream } = await this.getRawBlob(image, digest, { ...options, expectedSize: size });
-      if (reported !== -1 && reported !== size) {
-        stream.destroy();
-        throw new BlobVerificationError(digest, size, reported, `the source reports ${reported} bytes`);
-      }
-      return stream;
-    }
-    const reply = await this.#request('GetBlob', [id, digest, size], 'pipe', options.signal);
-    try {
-      expectSize('GetBlob', reply.value);
-    } catch (error) {
-      this.#release(reply.fds, reply.pipeId);
-      throw error;
-    }
-    return new FinishPipeBlobStream(reply.fds[0]!, () => this.#finishPipe(reply.pipeId), { digest, expectedSize: size, signal: options.signal });
+    const policy = options.retry ?? this.#config.retry;
+    const open = () => this.#openBlob(image, digest, size, options);
+    if (!policy || policy.attempts <= 1) return open();
+    let attempt = 1;
+    const first = await withRetry(policy, (n) => {
+      attempt = n;
+      return open();
+    });
+    return new RetryingBlobStream(first, open, policy, attempt);
   }
 
   /** {@link getBlob} for a descriptor from a manifest. */
@@ -302,12 +327,13 @@ export class ImageProxy {
   async getRawBlob(
     image: OpenedImage,
     digest: string,
-    options: CallOptions & { expectedSize?: number } = {},
+    options: CallOptions & { expectedSize?: number; stallTimeout?: number } = {},
   ): Promise<{ size: number; stream: BlobStream }> {
-    const id = this.#id(image);
+    this.#id(image);
     hashAlgorithm(digest);
     this.#require('GetRawBlob', 'getRawBlob');
-    const reply = await this.#request('GetRawBlob', [id, digest], 'dual', options.signal);
+    const { reply, transport } = await this.#callWith('GetRawBlob', () => [this.#id(image), digest], 'dual', options.signal);
+    const { child } = this.#generation;
     let size: number;
     try {
       size = expectSize('GetRawBlob', reply.value);
@@ -315,8 +341,13 @@ export class ImageProxy {
       closeFds(reply.fds);
       throw error;
     }
-    const expectedSize = options.expectedSize ?? size;
-    const stream = new RawBlobStream(reply.fds[0]!, reply.fds[1]!, { digest, expectedSize, signal: options.signal });
+    const stream = new RawBlobStream(reply.fds[0]!, reply.fds[1]!, {
+      digest,
+      expectedSize: options.expectedSize ?? size,
+      signal: options.signal,
+      stallTimeoutMs: options.stallTimeout ?? this.#config.stallTimeout ?? DEFAULT_STALL_TIMEOUT_MS,
+      proxyFailure: async () => ((await settlesWithin(child.exited, 1000)) ? transport.failure : undefined),
+    });
     return { size, stream };
   }
 
@@ -327,14 +358,13 @@ export class ImageProxy {
    * and later only; older proxies fall back to the manifest's layers).
    */
   async getLayerInfo(image: OpenedImage, options: CallOptions = {}): Promise<ConvertedLayerInfo[]> {
-    const id = this.#id(image);
     if (this.supports('GetLayerInfoPiped')) {
-      const reply = await this.#request('GetLayerInfoPiped', [id], 'pipe', options.signal);
-      const raw = await this.#readPipe(reply.fds[0]!, reply.pipeId, 'layer info');
+      const { reply, transport } = await this.#callWith('GetLayerInfoPiped', () => [this.#id(image)], 'pipe', options.signal);
+      const raw = await readPipe(reply.fds[0]!, finishPipe(transport, reply.pipeId), 'layer info');
       return parseLayerInfo('GetLayerInfoPiped', parseJson<unknown>('GetLayerInfoPiped', raw));
     }
     if (this.supports('GetLayerInfo')) {
-      const reply = await this.#request('GetLayerInfo', [id], 'plain', options.signal);
+      const reply = await this.#call('GetLayerInfo', () => [this.#id(image)], 'plain', options.signal);
       return parseLayerInfo('GetLayerInfo', reply.value);
     }
     const { manifest } = await this.fetchManifest(image, options);
@@ -372,42 +402,123 @@ export class ImageProxy {
   }
 
   async #shutdown(timeoutMs: number): Promise<void> {
-    const { child, exited } = this.#child;
-    child.ref(); // keep the process alive until the child is reaped
-    if (this.#exit) return;
-    await this.#transport.sendOneWay('Shutdown').catch(() => {});
+    await this.#recovering?.catch(() => {});
+    const { child, transport } = this.#generation;
+    child.child.ref(); // keep the process alive until the child is reaped
+    if (this.#generation.exit) return;
+    await transport.sendOneWay('Shutdown').catch(() => {});
     let killed = false;
     const escalate = async (signal: NodeJS.Signals, wait: number): Promise<void> => {
-      if (await settlesWithin(exited, wait)) return;
+      if (await settlesWithin(child.exited, wait)) return;
       killed = true;
-      child.kill(signal);
+      child.child.kill(signal);
     };
     await escalate('SIGTERM', timeoutMs);
     await escalate('SIGKILL', 2000);
-    const status = await exited;
-    this.#transport.fail(new ProxyClosedError());
+    const status = await child.exited;
+    transport.fail(new ProxyClosedError());
     if (!killed && status.code !== 0 && status.code !== null) {
       throw new ProxyExitedError(status.code, status.signal, this.stderr);
     }
   }
 
-  #request(method: string, args: RequestArg[], shape: ReplyShape, signal: AbortSignal | undefined) {
-    if (this.#closing) return Promise.reject(new ProxyClosedError());
-    return this.#transport.request(method, args, { shape, signal });
+  async #openBlob(image: OpenedImage, digest: string, size: number, options: BlobOptions): Promise<BlobStream> {
+    const stallTimeoutMs = options.stallTimeout ?? this.#config.stallTimeout ?? DEFAULT_STALL_TIMEOUT_MS;
+    const transfer = options.transfer ?? (this.supports('GetRawBlob') ? 'GetRawBlob' : 'GetBlob');
+    if (transfer === 'GetRawBlob') {
+      const { size: reported, stream } = await this.getRawBlob(image, digest, { ...options, expectedSize: size, stallTimeout: stallTimeoutMs });
+      if (reported !== -1 && reported !== size) {
+        stream.destroy();
+        throw new BlobVerificationError(digest, size, reported, `the source reports ${reported} bytes`);
+      }
+      return stream;
+    }
+    const { reply, transport } = await this.#callWith('GetBlob', () => [this.#id(image), digest, size], 'pipe', options.signal);
+    try {
+      expectSize('GetBlob', reply.value);
+    } catch (error) {
+      closeFds(reply.fds);
+      finishPipe(transport, reply.pipeId).catch(() => {});
+      throw error;
+    }
+    return new FinishPipeBlobStream(reply.fds[0]!, () => finishPipe(transport, reply.pipeId), {
+      digest,
+      expectedSize: size,
+      signal: options.signal,
+      stallTimeoutMs,
+      // The server's FinishPipe would wait for its stalled writer forever,
+      // blocking every later request: replace the child.
+      onStall: (error) => this.#restart(error, transport),
+    });
   }
 
-  #finishPipe(pipeId: number): Promise<void> {
-    // Not abortable: the server's pipe must always be finished.
-    return this.#transport.request('FinishPipe', [pipeId]).then(() => undefined);
+  async #call(
+    method: string,
+    args: () => RequestArg[],
+    shape: ReplyShape,
+    signal: AbortSignal | undefined,
+    onAbandoned?: (reply: Reply, transport: Transport) => void,
+  ): Promise<Reply> {
+    return (await this.#callWith(method, args, shape, signal, onAbandoned)).reply;
   }
 
-  async #readPipe(fd: number, pipeId: number, what: string): Promise<Buffer> {
-    return readPipe(fd, this.#finishPipe(pipeId), what);
+  /**
+   * Sends a request on the current child. A request that was still queued when
+   * the child was replaced is sent again to the new one (its image ids are
+   * looked up afresh by `args`); one already sent fails with a retryable error.
+   */
+  async #callWith(
+    method: string,
+    args: () => RequestArg[],
+    shape: ReplyShape,
+    signal: AbortSignal | undefined,
+    onAbandoned?: (reply: Reply, transport: Transport) => void,
+  ): Promise<{ reply: Reply; transport: Transport }> {
+    for (;;) {
+      if (this.#closing) throw new ProxyClosedError();
+      await this.#recovering;
+      const { transport } = this.#generation;
+      try {
+        const abandoned = onAbandoned && ((reply: Reply) => onAbandoned(reply, transport));
+        return { reply: await transport.request(method, args(), { shape, signal, onAbandoned: abandoned }), transport };
+      } catch (error) {
+        if (error instanceof ProxyRestartedError && !error.sent) continue;
+        throw error;
+      }
+    }
   }
 
-  #release(fds: number[], pipeId: number): void {
-    closeFds(fds);
-    if (pipeId !== 0) this.#finishPipe(pipeId).catch(() => {});
+  /** Replaces a wedged child: fail what it holds, start another, re-open held images. */
+  #restart(reason: StallError, wedged: Transport): void {
+    if (this.#closing || this.#recovering || this.#generation.transport !== wedged) return;
+    const old = this.#generation;
+    old.transport.fail(new ProxyRestartedError(reason, true), new ProxyRestartedError(reason, false));
+    old.child.child.kill('SIGKILL');
+    this.#recovering = (async () => {
+      try {
+        const next = await launch(this.#plan, () => this.#closing !== undefined);
+        for (const image of this.#openImages) {
+          try {
+            image.rebind(expectUint('OpenImage', (await next.transport.request('OpenImage', [image.reference])).value));
+          } catch (error) {
+            image.rebind(error as Error);
+          }
+        }
+        this.#generation = next;
+        this.#restarts++;
+        this.emit('restart', { reason, restarts: this.#restarts });
+      } catch (error) {
+        // No replacement: the proxy stays failed; later calls see why.
+        old.transport.fail(error as Error);
+      }
+    })().finally(() => {
+      this.#recovering = undefined;
+    });
+  }
+
+  #track(image: OpenedImage): OpenedImage {
+    this.#openImages.add(image);
+    return image;
   }
 
   #checkOwner(image: OpenedImage): void {
@@ -420,12 +531,63 @@ export class ImageProxy {
     this.#checkOwner(image);
     if (image.closed) throw new ImageClosedError(image.reference);
     if (this.#closing) throw new ProxyClosedError();
+    if (image.lost) throw image.lost;
     return image.id;
   }
 
   #require(feature: Feature, operation: string): void {
     if (!this.supports(feature)) throw new UnsupportedOperationError(operation, FEATURE_VERSIONS[feature], this.protocolVersion);
   }
+}
+
+/** Spawns a child and performs the handshake. */
+async function launch(plan: SpawnPlan, closing: () => boolean): Promise<Generation> {
+  const child = spawnChild(plan.argv, plan.secretFiles, plan.debug);
+  const exitedError = (): ProxyExitedError => new ProxyExitedError(generation.exit?.code ?? null, generation.exit?.signal ?? null, child.stderr());
+  // The socket can report EOF before the exit status is known: give the exit
+  // a moment so the error can say how skopeo died.
+  const onDisconnect = (): void => {
+    const timer = setTimeout(() => transport.fail(exitedError()), 2000);
+    void child.exited.then(() => {
+      clearTimeout(timer);
+      transport.fail(exitedError());
+    });
+  };
+  const transport = new Transport(child.socketFd, onDisconnect);
+  const generation: Generation = { child, transport, version: '' };
+  void child.exited.then((status) => {
+    generation.exit = status;
+    transport.fail(closing() ? new ProxyClosedError() : exitedError());
+  });
+
+  try {
+    const reply = await transport.request('Initialize', []);
+    const version = expectString('Initialize', reply.value);
+    if (!isVersion(version)) throw new ProtocolError(`Initialize: ${JSON.stringify(version)} is not a version`);
+    if (compareVersions(version, MINIMUM_PROTOCOL_VERSION) < 0) throw new ProxyTooOldError(MINIMUM_PROTOCOL_VERSION, version);
+    generation.version = version;
+    return generation;
+  } catch (error) {
+    transport.fail(new ProxyClosedError());
+    child.child.ref();
+    child.child.kill('SIGKILL');
+    await child.exited;
+    if (error instanceof ProxyExitedError) {
+      const why = exitedError().message.replace(/^skopeo image proxy /, '');
+      throw new SpawnError(`${plan.argv.join(' ')} did not start: ${why}`, plan.argv, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** An OpenImage the caller aborted still opened the image on the server: close it there. */
+function closeAbandonedImage(reply: Reply, transport: Transport): void {
+  if (typeof reply.value === 'number' && reply.value > 0) transport.request('CloseImage', [reply.value]).catch(() => {});
+}
+
+/** FinishPipe on the child that owns the pipe; never abortable, the pipe must be finished. */
+function finishPipe(transport: Transport, pipeId: number): Promise<void> {
+  return transport.request('FinishPipe', [pipeId]).then(() => undefined);
 }
 
 function checkReference(reference: string): void {
@@ -447,6 +609,7 @@ const NOT_FOUND_PATTERNS = [
   /^open [^:]*: no such file or directory$/im, // oci-archive:, docker-archive:
 ];
 
+/** Whether a proxy error message says the image does not exist. */
 export function isNotFound(message: string): boolean {
   return NOT_FOUND_PATTERNS.some((pattern) => pattern.test(message));
 }
@@ -479,5 +642,3 @@ function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> 
     });
   });
 }
-
-

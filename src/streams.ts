@@ -15,7 +15,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { BlobVerificationError, ImageProxyError, InvalidArgumentError, ProtocolError, RequestError } from './errors.js';
+import { BlobVerificationError, ImageProxyError, InvalidArgumentError, ProtocolError, RequestError, StallError } from './errors.js';
 
 /** Which protocol method a blob stream is served by. */
 export type BlobTransfer = 'GetBlob' | 'GetRawBlob';
@@ -59,6 +59,45 @@ interface CommonOptions {
   digest: string;
   expectedSize: number;
   signal?: AbortSignal | undefined;
+  /** Fail with StallError when no byte arrives for this long while reading (0: never). */
+  stallTimeoutMs?: number | undefined;
+  /** Called when the stream stalls, before it is destroyed with the StallError. */
+  onStall?: ((error: StallError) => void) | undefined;
+  /**
+   * Whether the proxy died under the stream: a data pipe that ends early with
+   * nothing on the error pipe is then the proxy's death, not a short blob.
+   */
+  proxyFailure?: (() => Promise<Error | undefined>) | undefined;
+}
+
+/** A timer that fires once after `ms` without {@link arm} being called again. */
+class IdleTimer {
+  #timer: NodeJS.Timeout | undefined;
+  constructor(
+    private readonly ms: number,
+    private readonly onIdle: () => void,
+  ) {}
+
+  arm(): void {
+    if (this.ms <= 0) return;
+    this.clear();
+    this.#timer = setTimeout(this.onIdle, this.ms);
+    this.#timer.unref(); // a stream being read keeps the loop alive through its socket
+  }
+
+  clear(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+function stallWatch(stream: Readable & BlobStream, options: CommonOptions): IdleTimer {
+  const ms = options.stallTimeoutMs ?? 0;
+  return new IdleTimer(ms, () => {
+    const error = new StallError(stream.digest, stream.bytesReceived, ms);
+    options.onStall?.(error);
+    stream.destroy(error);
+  });
 }
 
 /** GetBlob: the server verifies; FinishPipe carries its verdict. */
@@ -69,8 +108,9 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
   #received = 0;
   readonly #socket: Socket;
   readonly #finishPipe: () => Promise<void>;
-  readonly #quietMs: number;
-  #quietTimer: NodeJS.Timeout | undefined;
+  /** Sends FinishPipe when the pipe goes quiet short of `size` (a short source). */
+  readonly #quiet: IdleTimer;
+  readonly #stall: IdleTimer;
   #finishSent = false;
   #finishSettled = false;
   #finishError: Error | undefined;
@@ -82,13 +122,14 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
     this.digest = options.digest;
     this.expectedSize = options.expectedSize;
     this.#finishPipe = finishPipe;
-    this.#quietMs = options.quietMs ?? DEFAULT_QUIET_MS;
+    this.#quiet = new IdleTimer(options.quietMs ?? DEFAULT_QUIET_MS, () => this.#sendFinish());
+    this.#stall = stallWatch(this, options);
     this.#socket = pipeSocket(fd);
     this.#socket.pause();
     this.#socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     this.#socket.on('end', () => {
       this.#eof = true;
-      this.#clearQuiet();
+      this.#idle();
       this.#sendFinish();
       this.#maybeComplete();
     });
@@ -101,14 +142,12 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
   }
 
   override _read(): void {
-    if (this.#socket.isPaused()) {
-      this.#socket.resume();
-      this.#armQuiet();
-    }
+    if (this.#socket.isPaused()) this.#socket.resume();
+    this.#waiting();
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.#clearQuiet();
+    this.#idle();
     this.#detachSignal();
     this.#socket.destroy(); // the server's writer sees EPIPE and stops
     if (!this.#finishSent) {
@@ -119,7 +158,6 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
   }
 
   #onData(chunk: Buffer): void {
-    this.#clearQuiet();
     const room = this.expectedSize - this.#received;
     this.#received += chunk.length;
     if (room > 0 && !this.destroyed) {
@@ -131,27 +169,28 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
       // the server's writer (and so FinishPipe) can finish.
       this.#sendFinish();
       this.#socket.resume();
-    } else {
-      this.#armQuiet();
     }
+    if (this.#socket.isPaused()) this.#idle();
+    else this.#waiting();
   }
 
-  #armQuiet(): void {
-    if (this.#finishSent || this.#socket.isPaused() || this.destroyed) return;
-    this.#clearQuiet();
-    this.#quietTimer = setTimeout(() => this.#sendFinish(), this.#quietMs);
-    this.#quietTimer.unref();
+  /** We are reading and want bytes: silence now means a short source or a stall. */
+  #waiting(): void {
+    if (this.destroyed || this.#eof) return;
+    if (!this.#finishSent) this.#quiet.arm();
+    this.#stall.arm();
   }
 
-  #clearQuiet(): void {
-    if (this.#quietTimer) clearTimeout(this.#quietTimer);
-    this.#quietTimer = undefined;
+  /** The consumer paused us or the pipe ended: silence is expected. */
+  #idle(): void {
+    this.#quiet.clear();
+    this.#stall.clear();
   }
 
   #sendFinish(): void {
     if (this.#finishSent) return;
     this.#finishSent = true;
-    this.#clearQuiet();
+    this.#quiet.clear();
     this.#finishPipe().then(
       () => this.#settleFinish(undefined),
       (error: Error) => this.#settleFinish(error),
@@ -188,6 +227,8 @@ export class RawBlobStream extends Readable implements BlobStream {
   readonly #errorChunks: Buffer[] = [];
   #dataEnded = false;
   #errorsEnded = false;
+  readonly #stall: IdleTimer;
+  readonly #proxyFailure: CommonOptions['proxyFailure'];
   readonly #detachSignal: () => void;
 
   constructor(dataFd: number, errorFd: number, options: CommonOptions) {
@@ -195,24 +236,31 @@ export class RawBlobStream extends Readable implements BlobStream {
     this.digest = options.digest;
     this.expectedSize = options.expectedSize;
     this.#hash = createHash(hashAlgorithm(options.digest));
+    this.#stall = stallWatch(this, options);
+    this.#proxyFailure = options.proxyFailure;
     this.#data = pipeSocket(dataFd);
     this.#errors = pipeSocket(errorFd);
     this.#data.pause();
     this.#data.on('data', (chunk: Buffer) => {
       this.#received += chunk.length;
       this.#hash.update(chunk);
-      if (!this.push(chunk)) this.#data.pause();
+      if (this.push(chunk)) this.#stall.arm();
+      else {
+        this.#data.pause();
+        this.#stall.clear();
+      }
     });
     this.#data.on('end', () => {
       this.#dataEnded = true;
-      this.#maybeComplete();
+      this.#stall.clear();
+      void this.#maybeComplete();
     });
     this.#errors.on('data', (chunk: Buffer) => {
       if (this.#errorChunks.length < 64) this.#errorChunks.push(chunk);
     });
     this.#errors.on('end', () => {
       this.#errorsEnded = true;
-      this.#maybeComplete();
+      void this.#maybeComplete();
     });
     this.#data.on('error', (error) => this.destroy(error));
     this.#errors.on('error', (error) => this.destroy(error));
@@ -225,24 +273,27 @@ export class RawBlobStream extends Readable implements BlobStream {
 
   override _read(): void {
     this.#data.resume();
+    if (!this.#dataEnded) this.#stall.arm();
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#stall.clear();
     this.#detachSignal();
     this.#data.destroy();
     this.#errors.destroy();
     callback(error);
   }
 
-  #maybeComplete(): void {
+  async #maybeComplete(): Promise<void> {
     if (this.destroyed || !this.#dataEnded || !this.#errorsEnded) return;
     const reported = parseRawBlobError(Buffer.concat(this.#errorChunks));
     if (reported) {
       this.destroy(reported);
       return;
     }
-    if (this.#received !== this.expectedSize) {
-      this.destroy(new BlobVerificationError(this.digest, this.expectedSize, this.#received, 'size mismatch'));
+    if (this.expectedSize !== -1 && this.#received !== this.expectedSize) {
+      const died = await this.#proxyFailure?.();
+      this.destroy(died ?? new BlobVerificationError(this.digest, this.expectedSize, this.#received, 'size mismatch'));
       return;
     }
     const actual = `${this.digest.slice(0, this.digest.indexOf(':'))}:${this.#hash.digest('hex')}`;
@@ -296,7 +347,7 @@ export async function readPipe(fd: number, finish: Promise<void>, what: string, 
 
 /** Turns a failed FinishPipe into the error a caller can act on. */
 function verificationFailure(error: Error, digest: string, expectedSize: number, received: number): Error {
-  if (error instanceof RequestError && /corrupted blob|digest|size|expected \d+ bytes|unexpected EOF|too many bytes/i.test(error.serverMessage)) {
+  if (error instanceof RequestError && !error.retryable && /corrupted blob|did not match|expected \d+ bytes|size mismatch|too many bytes/i.test(error.serverMessage)) {
     return new BlobVerificationError(digest, expectedSize, received, error.serverMessage);
   }
   return error instanceof ImageProxyError ? error : new ProtocolError(String(error));

@@ -23,6 +23,8 @@ export type ReplyShape =
 export interface RequestOptions {
   shape?: ReplyShape;
   signal?: AbortSignal | undefined;
+  /** Undoes what a reply the caller gave up on created on the server (e.g. CloseImage). */
+  onAbandoned?: ((reply: Reply) => void) | undefined;
 }
 
 interface Pending {
@@ -33,6 +35,7 @@ interface Pending {
   oneWay: boolean;
   /** The caller gave up (abort); the reply is cleaned up when it arrives. */
   abandoned: boolean;
+  onAbandoned: ((reply: Reply) => void) | undefined;
   resolve(reply: Reply): void;
   reject(error: Error): void;
   cleanup(): void;
@@ -61,9 +64,14 @@ export class Transport {
     return this.#failure === undefined;
   }
 
+  /** The error every request now fails with, once the transport has failed. */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
   /** Sends a request once those before it are answered; resolves with its reply. */
   request(method: string, args: readonly RequestArg[], options: RequestOptions = {}): Promise<Reply> {
-    return this.#enqueue(method, args, options.shape ?? 'plain', false, options.signal);
+    return this.#enqueue(method, args, options.shape ?? 'plain', false, options.signal, options.onAbandoned);
   }
 
   /** Sends a request that gets no reply (Shutdown), in order with the others. */
@@ -71,21 +79,36 @@ export class Transport {
     await this.#enqueue(method, [], 'plain', true, undefined);
   }
 
-  /** Fails every pending and later request with `error` and closes the socket. */
-  fail(error: Error): void {
+  /**
+   * Fails every pending and later request with `error` and closes the socket.
+   * Requests not yet sent get `unsentError` instead, when given.
+   */
+  fail(error: Error, unsentError: Error = error): void {
     if (this.#failure) return;
     this.#failure = error;
     this.#channel.close();
-    const pending = this.#inFlight ? [this.#inFlight, ...this.#queue] : [...this.#queue];
+    const inFlight = this.#inFlight;
+    const queued = [...this.#queue];
     this.#inFlight = undefined;
     this.#queue.length = 0;
-    for (const p of pending) {
+    if (inFlight) {
+      inFlight.cleanup();
+      inFlight.reject(error);
+    }
+    for (const p of queued) {
       p.cleanup();
-      p.reject(error);
+      p.reject(unsentError);
     }
   }
 
-  #enqueue(method: string, args: readonly RequestArg[], shape: ReplyShape, oneWay: boolean, signal: AbortSignal | undefined): Promise<Reply> {
+  #enqueue(
+    method: string,
+    args: readonly RequestArg[],
+    shape: ReplyShape,
+    oneWay: boolean,
+    signal: AbortSignal | undefined,
+    onAbandoned?: (reply: Reply) => void,
+  ): Promise<Reply> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (signal?.aborted) return Promise.reject(signal.reason);
     let packet: Buffer;
@@ -107,6 +130,7 @@ export class Transport {
         shape,
         oneWay,
         abandoned: false,
+        onAbandoned,
         resolve,
         reject,
         cleanup: () => signal?.removeEventListener('abort', onAbort),
@@ -186,7 +210,7 @@ export class Transport {
     if (entry) {
       entry.cleanup();
       if (entry.abandoned) {
-        if (reply) this.#release(reply);
+        if (reply) this.#release(reply, entry.onAbandoned);
       } else if (error) {
         entry.reject(error);
       } else if (reply) {
@@ -196,10 +220,11 @@ export class Transport {
     this.#pump();
   }
 
-  /** Frees what an abandoned request was given: fds, and the server's pipe. */
-  #release(reply: Reply): void {
+  /** Frees what an abandoned request was given: fds, the server's pipe, and whatever else it made. */
+  #release(reply: Reply, onAbandoned: ((reply: Reply) => void) | undefined): void {
     closeFds(reply.fds);
     if (reply.pipeId !== 0) this.request('FinishPipe', [reply.pipeId]).catch(() => {});
+    onAbandoned?.(reply);
   }
 }
 

@@ -1,0 +1,224 @@
+/**
+ * Stalled and flaky registries: stall detection, the self-healing proxy and
+ * opt-in retries, against a real registry behind a test-only fault relay.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { buffer } from 'node:stream/consumers';
+import { after, before, describe, it } from 'node:test';
+import {
+  BlobVerificationError,
+  ImageProxy,
+  RequestError,
+  StallError,
+  isRetryable,
+  withRetry,
+  type BlobStream,
+  type Descriptor,
+  type ImageManifest,
+  type ImageProxyConfig,
+  type RestartEvent,
+} from '../src/index.js';
+import { baseConfig, tempDir, watchdog } from './support/env.js';
+import { FaultRelay } from './support/fault-relay.js';
+import { buildImage, noise, sha256, type BuiltImage } from './support/oci-layout.js';
+import { startRegistry, type TestRegistry } from './support/registry.js';
+
+const STALL_MS = 1500;
+const MiB = 1024 * 1024;
+const scratch = tempDir();
+let registry: TestRegistry;
+let relay: FaultRelay;
+/** The images as the registry stores them (skopeo compresses layers when pushing). */
+let image: PushedImage;
+let other: PushedImage;
+
+interface PushedImage {
+  source: BuiltImage;
+  layers: Descriptor[];
+}
+
+async function pushed(source: BuiltImage, repositoryAndTag: string): Promise<PushedImage> {
+  await registry.push(source.reference, repositoryAndTag);
+  const manifest = JSON.parse((await registry.rawManifest(repositoryAndTag)).toString('utf8')) as ImageManifest;
+  return { source, layers: manifest.layers };
+}
+
+const config = (extra: ImageProxyConfig = {}): ImageProxyConfig => baseConfig({ insecureSkipTlsVerification: true, stallTimeout: STALL_MS, ...extra });
+const ref = (tag: string): string => `docker://${relay.host}/stall/app:${tag}`;
+const blobPath = (digest: string): RegExp => new RegExp(`/blobs/${digest}$`);
+
+before(async () => {
+  registry = await startRegistry();
+  relay = await FaultRelay.start(registry.port);
+  const layout = join(scratch.path, 'layout');
+  const layers = [0, 1, 2].map((i) => ({ entries: [{ type: 'file' as const, name: `blob${i}`, content: noise(4 * MiB, 10 + i) }] }));
+  image = await pushed(buildImage(layout, 'v1', layers), 'stall/app:v1');
+  other = await pushed(buildImage(layout, 'other', [{ entries: [{ type: 'file', name: 'small', content: 'small\n' }] }]), 'stall/app:other');
+});
+
+after(async () => {
+  await relay?.stop();
+  await registry?.stop();
+  scratch[Symbol.dispose]();
+});
+
+async function fetchLayer(proxy: ImageProxy, tag: string, index: number): Promise<Buffer> {
+  const img = await proxy.openImage(ref(tag));
+  try {
+    const layer = (tag === 'v1' ? image : other).layers[index]!;
+    return await buffer(await proxy.getBlob(img, layer.digest, layer.size));
+  } finally {
+    await img.close().catch(() => {});
+  }
+}
+
+describe('stall detection and recovery', () => {
+  it('fails a blob that stalls after 1 MiB with StallError, then keeps serving', async () => {
+    await using proxy = await ImageProxy.spawn(config());
+    const restarts: RestartEvent[] = [];
+    proxy.on('restart', (event) => restarts.push(event));
+    const layer = image.layers[0]!;
+    relay.inject(blobPath(layer.digest), { kind: 'stall', afterBytes: MiB });
+    await using img = await proxy.openImage(ref('v1'));
+    const started = Date.now();
+    const error = await watchdog(STALL_MS + 10_000, 'stall', buffer(await proxy.getBlob(img, layer.digest, layer.size)).then(() => null, (e: unknown) => e));
+    const surfacedAfter = Date.now() - started;
+    assert.ok(error instanceof StallError, String(error));
+    assert.equal(error.retryable, true);
+    assert.equal(error.digest, layer.digest);
+    assert.ok(error.bytesReceived >= MiB / 2 && error.bytesReceived <= MiB, `bytes received ${error.bytesReceived}`);
+    assert.ok(surfacedAfter >= STALL_MS, `surfaced after ${surfacedAfter} ms`);
+    // The proxy, restarted or not, serves another image and the held one.
+    assert.equal(sha256(await watchdog(20_000, 'after stall', fetchLayer(proxy, 'other', 0))), other.layers[0]!.digest);
+    const again = image.layers[1]!;
+    assert.equal(sha256(await buffer(await proxy.getBlob(img, again.digest, again.size))), again.digest, 'the held image still works');
+    // GetBlob leaves skopeo wedged in FinishPipe: the proxy restarts it. GetRawBlob does not need to.
+    assert.equal(restarts.length, proxy.supports('GetRawBlob') ? 0 : 1);
+    assert.equal(proxy.restarts, restarts.length);
+    relay.releaseStalled();
+  });
+
+  it('restarts a wedged GetBlob proxy on every protocol version when GetBlob is forced', async () => {
+    await using proxy = await ImageProxy.spawn(config());
+    const layer = image.layers[2]!;
+    relay.inject(blobPath(layer.digest), { kind: 'stall', afterBytes: MiB });
+    await using img = await proxy.openImage(ref('v1'));
+    const stream = await proxy.getBlob(img, layer.digest, layer.size, { transfer: 'GetBlob' });
+    await assert.rejects(watchdog(STALL_MS + 10_000, 'stall', buffer(stream)), StallError);
+    assert.equal(sha256(await buffer(await proxy.getBlob(img, layer.digest, layer.size, { transfer: 'GetBlob' }))), layer.digest);
+    assert.equal(proxy.restarts, 1);
+    relay.releaseStalled();
+  });
+
+  it('delivers the blob complete with withRetry once the relay stops stalling', async () => {
+    await using proxy = await ImageProxy.spawn(config());
+    const layer = image.layers[1]!;
+    relay.inject(blobPath(layer.digest), { kind: 'stall', afterBytes: MiB });
+    await using img = await proxy.openImage(ref('v1'));
+    const retries: number[] = [];
+    const bytes = await watchdog(
+      30_000,
+      'retried stall',
+      withRetry({ attempts: 3, backoff: 100 }, async () => buffer(await proxy.getBlob(img, layer.digest, layer.size)), (event) => retries.push(event.attempt)),
+    );
+    assert.equal(sha256(bytes), layer.digest);
+    assert.deepEqual(retries, [2]);
+    relay.releaseStalled();
+  });
+
+  it('lets a slow drip through when it is faster than the stall timeout', async () => {
+    await using proxy = await ImageProxy.spawn(config());
+    const layer = other.layers[0]!;
+    relay.inject(blobPath(layer.digest), { kind: 'drip', chunkBytes: 16, intervalMs: Math.floor(STALL_MS / 5) });
+    await using img = await proxy.openImage(ref('other'));
+    assert.equal(sha256(await watchdog(60_000, 'drip', buffer(await proxy.getBlob(img, layer.digest, layer.size)))), layer.digest);
+    assert.equal(proxy.restarts, 0);
+  });
+
+  it('does not hang when one of several blobs in flight stalls', async () => {
+    await using proxy = await ImageProxy.spawn(config());
+    await using img = await proxy.openImage(ref('v1'));
+    relay.inject(blobPath(image.layers[1]!.digest), { kind: 'stall', afterBytes: MiB });
+    const streams: BlobStream[] = [];
+    for (const layer of image.layers) streams.push(await proxy.getBlob(img, layer.digest, layer.size));
+    const outcomes = await watchdog(
+      STALL_MS + 20_000,
+      'concurrent stall',
+      Promise.all(streams.map((s) => buffer(s).then((b) => sha256(b), (e: unknown) => e))),
+    );
+    assert.ok(outcomes[1] instanceof StallError, `the stalled one: ${String(outcomes[1])}`);
+    for (const i of [0, 2]) {
+      const outcome = outcomes[i];
+      assert.ok(outcome === image.layers[i]!.digest || (outcome instanceof Error && isRetryable(outcome)), `blob ${i}: ${String(outcome)}`);
+    }
+    relay.releaseStalled();
+  });
+});
+
+describe('retries', () => {
+  for (const [what, fault] of [
+    ['a connection reset mid-body', { kind: 'reset', afterBytes: 512 * 1024 }],
+    ['a first-attempt 503', { kind: 'status', status: 503 }],
+    ['a connection closed before the headers', { kind: 'close-before-headers' }],
+  ] as const) {
+    it(`retries ${what} and succeeds; without retry the failure is retryable`, async () => {
+      await using proxy = await ImageProxy.spawn(config());
+      await using img = await proxy.openImage(ref('v1'));
+      const layer = image.layers[2]!;
+      relay.inject(blobPath(layer.digest), fault);
+      const attempt = async (): Promise<string> => sha256(await buffer(await proxy.getBlob(img, layer.digest, layer.size)));
+      const withoutRetry = await watchdog(30_000, what, attempt()).catch((e: unknown) => e);
+      if (withoutRetry instanceof Error) {
+        assert.ok(isRetryable(withoutRetry), `${what} without retry: ${withoutRetry.name}: ${withoutRetry.message}`);
+      } else {
+        // skopeo itself resumed the body (newer containers/image re-requests a Range).
+        assert.equal(withoutRetry, layer.digest);
+      }
+      relay.inject(blobPath(layer.digest), fault);
+      const before = relay.count(blobPath(layer.digest));
+      const stream = await watchdog(30_000, 'open', proxy.getBlob(img, layer.digest, layer.size, { retry: { attempts: 3, backoff: 50 } }));
+      const bytes = await watchdog(30_000, `${what} with retry`, withRetry({ attempts: 3, backoff: 50 }, async (attempt) => buffer(attempt === 1 ? stream : await proxy.getBlob(img, layer.digest, layer.size))));
+      assert.equal(sha256(bytes), layer.digest);
+      assert.ok(relay.count(blobPath(layer.digest)) > before + 1, 'the blob was requested again');
+    });
+  }
+
+  it('never retries a digest mismatch', async () => {
+    await using proxy = await ImageProxy.spawn(config());
+    await using img = await proxy.openImage(ref('v1'));
+    const layer = image.layers[0]!;
+    relay.inject(blobPath(layer.digest), { kind: 'corrupt', atByte: 1000 }, 5);
+    let attempts = 0;
+    const error = await watchdog(
+      30_000,
+      'corrupt',
+      withRetry({ attempts: 3, backoff: 50 }, async () => {
+        attempts++;
+        return buffer(await proxy.getBlob(img, layer.digest, layer.size, { retry: { attempts: 3, backoff: 50 } }));
+      }).catch((e: unknown) => e),
+    );
+    relay.clear();
+    assert.ok(error instanceof BlobVerificationError, String(error));
+    assert.equal(isRetryable(error), false);
+    assert.equal(attempts, 1);
+  });
+
+  it('never retries unauthorized', async () => {
+    const secured = await startRegistry({ auth: { username: 'alice', password: 'right-password' } });
+    try {
+      await secured.push(other.source.reference, 'private/app:v1');
+      await using proxy = await ImageProxy.spawn(config({ credentials: { registry: secured.host, username: 'alice', password: 'wrong-password' } }));
+      let attempts = 0;
+      const error = await withRetry({ attempts: 3, backoff: 50 }, async () => {
+        attempts++;
+        return proxy.openImage(secured.reference('private/app:v1'));
+      }).catch((e: unknown) => e);
+      assert.ok(error instanceof RequestError && /unauthorized|authentication required/i.test(error.message), String(error));
+      assert.equal(error.retryable, false);
+      assert.equal(attempts, 1);
+    } finally {
+      await secured.stop();
+    }
+  });
+});
