@@ -3,7 +3,10 @@
  * opt-in retries, against a real registry behind a test-only fault relay.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -19,7 +22,7 @@ import {
   type ImageProxyConfig,
   type RestartEvent,
 } from '../src/index.js';
-import { baseConfig, tempDir, watchdog } from './support/env.js';
+import { SKOPEO, baseConfig, tempDir, watchdog } from './support/env.js';
 import { FaultRelay } from './support/fault-relay.js';
 import { buildImage, noise, sha256, type BuiltImage } from './support/oci-layout.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
@@ -220,5 +223,42 @@ describe('retries', () => {
     } finally {
       await secured.stop();
     }
+  });
+});
+
+describe('cli retries', () => {
+  const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js');
+  const run = (...args: string[]) =>
+    new Promise<{ status: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [BIN, ...args, '--skopeo', SKOPEO, '--tls-verify=false'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+      child.on('close', (status) => resolve({ status, stderr }));
+    });
+
+  it('pull --retry recovers from a stall and reports the retry in its progress', async () => {
+    using dir = tempDir();
+    const layer = image.layers[0]!;
+    relay.inject(blobPath(layer.digest), { kind: 'stall', afterBytes: MiB });
+    const result = await watchdog(60_000, 'cli pull', run('pull', ref('v1'), join(dir.path, 'out'), '--retry', '2', '--stall-timeout', '2', '--json'));
+    relay.releaseStalled();
+    assert.equal(result.status, 0, result.stderr);
+    const events = result.stderr.trim().split('\n').map((line) => JSON.parse(line) as { event: string; id: string; attempt?: number; reason?: string });
+    const retry = events.find((e) => e.event === 'retry' && e.id === layer.digest);
+    assert.ok(retry, result.stderr);
+    assert.equal(retry.attempt, 2);
+    assert.match(retry.reason ?? '', /stalled|restarted/);
+    assert.equal(sha256(readFileSync(join(dir.path, 'out', 'blobs', 'sha256', layer.digest.slice(7)))), layer.digest);
+  });
+
+  it('pull without --retry fails on a stall with a one-line error', async () => {
+    using dir = tempDir();
+    const layer = image.layers[0]!;
+    relay.inject(blobPath(layer.digest), { kind: 'stall', afterBytes: MiB });
+    const result = await watchdog(60_000, 'cli pull', run('pull', ref('v1'), join(dir.path, 'out'), '--stall-timeout', '2', '--jobs', '1'));
+    relay.releaseStalled();
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /^containers-image-proxy: error: .*(stalled|restarted)/);
+    assert.equal(result.stderr.trim().split('\n').length, 1);
   });
 });

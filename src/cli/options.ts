@@ -1,6 +1,6 @@
 /** Command-line options shared by every command, mapped onto ImageProxyConfig. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import type { ImageProxyConfig } from '../index.js';
+import type { ImageProxyConfig, RetryPolicy } from '../index.js';
 
 /** A mistake in how the command was called: exit code 2. */
 export class UsageError extends Error {
@@ -18,6 +18,8 @@ export const GLOBAL_OPTIONS = {
   'override-os': { type: 'string' },
   'override-variant': { type: 'string' },
   skopeo: { type: 'string' },
+  'stall-timeout': { type: 'string' },
+  retry: { type: 'string' },
   debug: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
   json: { type: 'boolean' },
@@ -32,7 +34,9 @@ export const GLOBAL_HELP = `Global options:
   --registries-conf PATH    containers-registries.conf to use
   --policy PATH             containers-policy.json to use
   --override-arch ARCH      pick ARCH from manifest lists (also --override-os, --override-variant)
-  --skopeo PATH             the skopeo executable to run
+  --skopeo PATH             the skopeo executable to run (default: $SKOPEO, else skopeo)
+  --stall-timeout SECONDS   fail a blob that receives nothing for this long (default 60)
+  --retry N                 retry a blob up to N times after a stall, reset or 5xx (default 0)
   --debug                   skopeo debug output on stderr
   -q, --quiet               no progress output
   --json                    progress as JSON lines on stderr
@@ -74,7 +78,13 @@ export function proxyConfig(values: GlobalValues): ImageProxyConfig {
   const skopeo = values.skopeo ?? process.env.SKOPEO;
   if (skopeo) config.skopeoCommand = [skopeo];
   if (values.debug) config.debug = true;
+  if (values['stall-timeout'] !== undefined) config.stallTimeout = integer('--stall-timeout', values['stall-timeout'], 60) * 1000;
   return config;
+}
+
+/** The --retry policy: N retries after the first attempt. */
+export function retryPolicy(values: GlobalValues): RetryPolicy {
+  return { attempts: integer('--retry', values.retry, 0) + 1, backoff: 1000 };
 }
 
 /** Parses a non-negative integer option. */

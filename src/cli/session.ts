@@ -5,13 +5,22 @@ import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Meter } from './progress.js';
 import { pipeline } from 'node:stream/promises';
-import { ImageProxy, type OpenedImage } from '../index.js';
-import { proxyConfig, type GlobalValues } from './options.js';
+import { ImageProxy, withRetry, type OpenedImage } from '../index.js';
+import { proxyConfig, retryPolicy, type GlobalValues } from './options.js';
+import type { Progress } from './progress.js';
 
 export async function withImage<T>(values: GlobalValues, reference: string, work: (proxy: ImageProxy, image: OpenedImage) => Promise<T>): Promise<T> {
   await using proxy = await ImageProxy.spawn(proxyConfig(values));
   await using image = await proxy.openImage(reference);
   return await work(proxy, image);
+}
+
+/**
+ * Runs one blob transfer, from its start, as often as --retry allows;
+ * each retry shows in the progress output.
+ */
+export function transferWithRetry(values: GlobalValues, progress: Progress, id: string, transfer: () => Promise<void>): Promise<void> {
+  return withRetry(retryPolicy(values), transfer, (event) => progress.retry(id, event.attempt, event.error.message.split('\n')[0]!));
 }
 
 /** Writes to stdout and waits until it has been handed to the OS. */

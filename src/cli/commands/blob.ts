@@ -1,7 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import { parseCommand, integer, UsageError } from '../options.js';
 import { createProgress } from '../progress.js';
-import { withImage, writeAtomically } from '../session.js';
+import { transferWithRetry, withImage, writeAtomically } from '../session.js';
 
 export const help = `Usage: containers-image-proxy blob IMAGE DIGEST [--size N] [-o FILE]
 
@@ -32,9 +32,13 @@ export async function run(args: string[]): Promise<void> {
     }
     const progress = createProgress({ quiet: values.quiet || !output, json: values.json });
     progress.start(digest, digest.slice(0, 19), size);
-    const stream = await proxy.getBlob(image, digest, size);
-    if (output) await writeAtomically(output, stream, progress.meter(digest));
-    else await pipeline(stream, progress.meter(digest), process.stdout, { end: false });
+    const expected = size;
+    if (output) {
+      await transferWithRetry(values, progress, digest, async () => writeAtomically(output, await proxy.getBlob(image, digest, expected), progress.meter(digest)));
+    } else {
+      // Bytes already on stdout cannot be taken back: no retry here.
+      await pipeline(await proxy.getBlob(image, digest, size), progress.meter(digest), process.stdout, { end: false });
+    }
     progress.done(digest);
     progress.close();
   });

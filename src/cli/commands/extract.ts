@@ -1,7 +1,7 @@
 import { RootfsWriter, type LayerWithDiffId } from '../../index.js';
 import { parseCommand, UsageError } from '../options.js';
 import { createProgress } from '../progress.js';
-import { withImage } from '../session.js';
+import { transferWithRetry, withImage } from '../session.js';
 
 export const help = `Usage: containers-image-proxy extract IMAGE DIR [--layer N | --layer DIGEST ...]
 
@@ -32,8 +32,11 @@ export async function run(args: string[]): Promise<void> {
     try {
       for (const layer of layers) {
         progress.start(layer.digest, layer.digest.slice(0, 19), layer.size);
-        const blob = await proxy.getBlob(image, layer.digest, layer.size);
-        await writer.applyLayer(progress.meter(layer.digest)(blob), { diffId: layer.diffId });
+        // A retried layer is applied again from its start: entries are replaced, whiteouts idempotent.
+        await transferWithRetry(values, progress, layer.digest, async () => {
+          const blob = await proxy.getBlob(image, layer.digest, layer.size);
+          await writer.applyLayer(progress.meter(layer.digest)(blob), { diffId: layer.diffId });
+        });
         progress.done(layer.digest);
       }
       await writer.finish();

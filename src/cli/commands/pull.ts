@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Descriptor, ImageManifest } from '../../index.js';
 import { integer, parseCommand, UsageError } from '../options.js';
 import { createProgress } from '../progress.js';
-import { forEachConcurrently, withImage, writeAtomically } from '../session.js';
+import { forEachConcurrently, transferWithRetry, withImage, writeAtomically } from '../session.js';
 
 export const help = `Usage: containers-image-proxy pull IMAGE DIR [--tag T] [--jobs N]
        containers-image-proxy pull IMAGE --to-devnull [--jobs N]
@@ -51,9 +51,11 @@ export async function run(args: string[]): Promise<void> {
         const path = dir === undefined ? undefined : blobPath(dir, descriptor.digest);
         if (path && existsSync(path)) return; // blobs are content-addressed: already there and verified
         progress.start(descriptor.digest, descriptor.digest.slice(0, 19), descriptor.size);
-        const stream = await proxy.getDescriptor(image, descriptor);
-        if (path) await writeAtomically(path, stream, progress.meter(descriptor.digest));
-        else await pipeline(stream, progress.meter(descriptor.digest), new Writable({ write: (_chunk, _encoding, done) => done() }));
+        await transferWithRetry(values, progress, descriptor.digest, async () => {
+          const stream = await proxy.getDescriptor(image, descriptor);
+          if (path) await writeAtomically(path, stream, progress.meter(descriptor.digest));
+          else await pipeline(stream, progress.meter(descriptor.digest), new Writable({ write: (_chunk, _encoding, done) => done() }));
+        });
         progress.done(descriptor.digest);
       });
     } finally {
