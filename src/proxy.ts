@@ -225,13 +225,22 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
    */
   async openImageOptional(reference: string, options: CallOptions = {}): Promise<OpenedImage | null> {
     checkReference(reference);
+    let image: OpenedImage | null = null;
     try {
-      if (!this.supports('OpenImageOptional')) return await this.openImage(reference, options);
-      const reply = await this.#call('OpenImageOptional', () => [reference], 'plain', options.signal, closeAbandonedImage);
-      const id = expectUint('OpenImageOptional', reply.value);
-      return id === 0 ? null : this.#track(new OpenedImage(this, id, reference));
+      if (!this.supports('OpenImageOptional')) image = await this.openImage(reference, options);
+      else {
+        const reply = await this.#call('OpenImageOptional', () => [reference], 'plain', options.signal, closeAbandonedImage);
+        const id = expectUint('OpenImageOptional', reply.value);
+        image = id === 0 ? null : this.#track(new OpenedImage(this, id, reference));
+      }
+      // dir: opens lazily, whether or not the directory exists: look for its manifest.
+      if (image && reference.startsWith('dir:')) await this.fetchManifestRaw(image, options);
+      return image;
     } catch (error) {
-      if (error instanceof RequestError && isNotFound(error.serverMessage)) return null;
+      if (error instanceof RequestError && isNotFound(error.serverMessage)) {
+        await image?.close().catch(() => {});
+        return null;
+      }
       throw error;
     }
   }
@@ -606,7 +615,8 @@ const NOT_FOUND_PATTERNS = [
   /no descriptor found for reference/i, // oci: tag missing
   /index\.json: no such file or directory/i, // oci: directory missing
   /manifest\.json: no such file or directory/i, // dir:
-  /^open [^:]*: no such file or directory$/im, // oci-archive:, docker-archive:
+  /creating temp directory: (open [^:]+: no such file or directory|archive file not found)/i, // oci-archive:
+  /^opening file "[^"]*": open [^:]+: no such file or directory$/i, // docker-archive:
 ];
 
 /** Whether a proxy error message says the image does not exist. */
