@@ -6,8 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { SKOPEO, skopeo, tempDir } from './support/env.js';
-import { addToIndex, buildImage, noise, sha256, writeBlob, type BuiltImage } from './support/oci-layout.js';
-import { tar } from './support/tar.js';
+import { buildImage, noise, type BuiltImage } from './support/oci-layout.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js');
 const scratch = tempDir();
@@ -217,23 +216,10 @@ describe('cli: extract', () => {
 
   it('extracts a zstd layer', () => {
     using dir = tempDir();
-    const raw = tar([{ type: 'file', name: 'pkg/hello.rpm', content: 'not really an rpm\n' }]);
-    const blob = execFileSync('zstd', ['-q', '-c'], { input: raw });
-    const layout = join(dir.path, 'zstd-layout');
-    const digest = writeBlob(layout, blob);
-    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(raw)] } }));
-    const configDigest = writeBlob(layout, config);
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', digest, size: blob.length }],
-      }),
-    );
-    addToIndex(layout, { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: writeBlob(layout, manifest), size: manifest.length }, 'z');
+    const zstd = buildImage(join(dir.path, 'layout'), 'z', [{ compression: 'zstd', entries: [{ type: 'file', name: 'pkg/hello.rpm', content: 'not really an rpm\n' }] }]);
+    assert.equal(zstd.layers[0]!.mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd');
     const root = join(dir.path, 'rootfs');
-    ok(cli('extract', `oci:${layout}:z`, root));
+    ok(cli('extract', zstd.reference, root));
     assert.equal(readFileSync(join(root, 'pkg/hello.rpm'), 'utf8'), 'not really an rpm\n');
   });
 

@@ -2,13 +2,14 @@
  * Writes real OCI image layouts (image-spec 1.1) for tests, benchmarks and
  * the bundled example: deterministic layers, config, manifest and index.json.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { tar, type TarEntry } from './tar.js';
 
-export type Compression = 'none' | 'gzip';
+export type Compression = 'none' | 'gzip' | 'zstd';
 
 export interface LayerSpec {
   entries?: TarEntry[];
@@ -71,13 +72,13 @@ export function buildImage(layout: string, tag: string, layerSpecs: LayerSpec[],
   const layers: BuiltLayer[] = layerSpecs.map((spec) => {
     const raw = spec.tar ?? tar(spec.entries ?? []);
     const compression = spec.compression ?? 'gzip';
-    const blob = compression === 'gzip' ? gzipSync(raw, { level: 1 }) : raw;
+    const blob = compression === 'gzip' ? gzipSync(raw, { level: 1 }) : compression === 'zstd' ? execFileSync('zstd', ['-q', '-c'], { input: raw }) : raw;
     const digest = writeBlob(layout, blob);
     return {
       digest,
       size: blob.length,
       diffId: sha256(raw),
-      mediaType: compression === 'gzip' ? 'application/vnd.oci.image.layer.v1.tar+gzip' : 'application/vnd.oci.image.layer.v1.tar',
+      mediaType: `application/vnd.oci.image.layer.v1.tar${compression === 'none' ? '' : `+${compression}`}`,
       path: blobPath(layout, digest),
     };
   });
