@@ -6,10 +6,9 @@
  * fails with the error the owner supplies.
  */
 import { closeSync } from 'node:fs';
-import { ProtocolError } from './errors.js';
+import { ProtocolError, RequestError } from './errors.js';
 import { native, type NativeChannel } from './native.js';
 import { decodeReply, encodeRequest, type Reply, type RequestArg } from './protocol.js';
-import { RequestError } from './errors.js';
 
 /** What a successful reply must carry besides its value. */
 export type ReplyShape =
