@@ -81,9 +81,10 @@ export interface ImageProxyConfig {
   retry?: RetryPolicy;
   /**
    * The command that runs skopeo, as an argv prefix: `['/opt/skopeo/bin/skopeo']`
-   * or `['systemd-run', '-Pq', '--', 'skopeo']`. Defaults to `['skopeo']`,
-   * wrapped in `setpriv --pdeathsig SIGTERM` when util-linux has it so the
-   * child dies with us.
+   * or `['systemd-run', '-Pq', '--', 'skopeo']`. Defaults to `['skopeo']`. A
+   * single executable is wrapped in `setpriv --pdeathsig SIGTERM` when
+   * util-linux has it, so the child dies with us; a longer prefix (a wrapper
+   * such as systemd-run) is run as given.
    */
   skopeoCommand?: readonly string[];
 }
@@ -97,6 +98,8 @@ export interface SkopeoFeatures {
 /** The child's command line and the secrets it inherits. */
 export interface SpawnPlan {
   argv: string[];
+  /** The program the caller asked for (skopeo, or the first word of skopeoCommand), to check before spawning. */
+  program: string;
   /** Secret file contents; the i-th is inherited as fd `3 + i`. */
   secretFiles: Buffer[];
   /** Whether skopeo's stderr is passed through. */
@@ -126,7 +129,9 @@ export function planSpawn(
   if (prefix.length === 0 || prefix.some((part) => typeof part !== 'string' || part === '')) {
     throw new ConfigurationError('skopeoCommand must be a non-empty list of non-empty strings, e.g. ["/usr/bin/skopeo"]');
   }
-  const wrapper = config.skopeoCommand === undefined && environment.setpriv ? [environment.setpriv, '--pdeathsig', 'SIGTERM', '--'] : [];
+  // A plain executable (the default, or a private skopeo path) dies with us
+  // through setpriv; a wrapper command such as systemd-run manages its own.
+  const wrapper = prefix.length === 1 && environment.setpriv ? [environment.setpriv, '--pdeathsig', 'SIGTERM', '--'] : [];
 
   const global: string[] = [];
   if (debug) global.push('--debug');
@@ -168,7 +173,7 @@ export function planSpawn(
     }
     image.push(`--decryption-key=${key}`);
   }
-  return { argv: [...wrapper, ...prefix, ...global, 'experimental-image-proxy', ...image], secretFiles, debug };
+  return { argv: [...wrapper, ...prefix, ...global, 'experimental-image-proxy', ...image], program: prefix[0]!, secretFiles, debug };
 }
 
 /** A NUL byte cannot travel in argv (or a path): refuse it as configuration, not a crash in spawn. */

@@ -551,7 +551,7 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
 
 /** Spawns a child and performs the handshake. */
 async function launch(plan: SpawnPlan, closing: () => boolean): Promise<Generation> {
-  const child = spawnChild(plan.argv, plan.secretFiles, plan.debug);
+  const child = spawnChild(plan);
   const exitedError = (): ProxyExitedError => new ProxyExitedError(generation.exit?.code ?? null, generation.exit?.signal ?? null, child.stderr());
   // The socket can report EOF before the exit status is known: give the exit
   // a moment so the error can say how skopeo died.

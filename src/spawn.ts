@@ -8,7 +8,7 @@ import { accessSync, closeSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { SkopeoFeatures } from './config.js';
+import type { SkopeoFeatures, SpawnPlan } from './config.js';
 import { SpawnError } from './errors.js';
 import { native } from './native.js';
 
@@ -81,16 +81,16 @@ export interface SpawnedChild {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Spawns `argv` with the socket as stdin and `secretFiles` as fds 3, 4, ... */
-export function spawnChild(argv: string[], secretFiles: Buffer[], debug: boolean): SpawnedChild {
-  const executable = argv[0]!;
-  if (!findExecutable(executable)) {
+/** Spawns the plan's argv with the socket as stdin and its secret files as fds 3, 4, ... */
+export function spawnChild({ argv, program, secretFiles, debug }: SpawnPlan): SpawnedChild {
+  if (!findExecutable(program)) {
     const hint =
-      executable === 'skopeo' || executable.endsWith('/skopeo')
+      program === 'skopeo' || program.endsWith('/skopeo')
         ? 'install skopeo (Debian/Ubuntu: apt-get install skopeo; Fedora: dnf install skopeo) or set skopeoCommand to its path'
         : 'check skopeoCommand';
-    throw new SpawnError(`cannot run ${executable}: not found or not executable; ${hint}`, argv);
+    throw new SpawnError(`cannot run ${program}: not found or not executable; ${hint}`, argv);
   }
+  const executable = argv[0]!;
   const [ours, theirs] = native.socketPair();
   const inherited: number[] = [];
   let child: ChildProcess;

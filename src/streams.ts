@@ -244,7 +244,11 @@ export class RawBlobStream extends Readable implements BlobStream {
     this.#data.on('data', (chunk: Buffer) => {
       this.#received += chunk.length;
       this.#hash.update(chunk);
-      if (this.push(chunk)) this.#stall.arm();
+      const more = this.push(chunk);
+      // A consumer may destroy us from its 'data' handler, inside push():
+      // arming now would leave a timer holding this stream until it fires.
+      if (this.destroyed) return;
+      if (more) this.#stall.arm();
       else {
         this.#data.pause();
         this.#stall.clear();

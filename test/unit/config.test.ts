@@ -14,9 +14,10 @@ describe('planSpawn', () => {
     assert.deepEqual(argv({}), ['skopeo', 'experimental-image-proxy']);
   });
 
-  it('wraps the default command in setpriv --pdeathsig when available, but not a custom one', () => {
+  it('wraps a plain executable in setpriv --pdeathsig when available, but not a wrapper command', () => {
     const env = { env: {}, setpriv: '/usr/bin/setpriv' };
     assert.deepEqual(planSpawn({}, env).argv, ['/usr/bin/setpriv', '--pdeathsig', 'SIGTERM', '--', 'skopeo', 'experimental-image-proxy']);
+    assert.deepEqual(planSpawn({ skopeoCommand: ['/opt/skopeo'] }, env).argv, ['/usr/bin/setpriv', '--pdeathsig', 'SIGTERM', '--', '/opt/skopeo', 'experimental-image-proxy']);
     assert.deepEqual(planSpawn({ skopeoCommand: ['systemd-run', '-Pq', '--', 'skopeo'] }, env).argv, [
       'systemd-run',
       '-Pq',
