@@ -6,6 +6,9 @@
 //   createSecretFd(buffer)  -> a sealed, CLOEXEC memfd holding the bytes
 //   mknod(path, kind, mode, major, minor)  device nodes and fifos for
 //                           layer extraction (Node has no mknod)
+//   setPipeSize(fd, bytes)  F_SETPIPE_SZ: fewer wake-ups on blob pipes
+//   readAll(fd, max, cb)    a small pipe (manifest, config) read to EOF with
+//                           one poll handle: no net.Socket per metadata call
 //   new Channel(fd, onPacket)
 //     .send(buffer)         one packet, never blocks
 //     .ref() / .unref()     whether a waiting reply keeps the event loop alive
@@ -144,6 +147,23 @@ static napi_value make_node(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// setPipeSize(fd, bytes) -> the new capacity, or -errno (callers may ignore failure).
+static napi_value set_pipe_size(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, size;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &size) != napi_ok) {
+    napi_throw_type_error(env, NULL, "setPipeSize(fd: number, size: number)");
+    return NULL;
+  }
+  int r = fcntl(fd, F_SETPIPE_SZ, size);
+  napi_value result;
+  CHECK(env, napi_create_int32(env, r < 0 ? -errno : r, &result));
+  return result;
+}
+
 static void on_handle_closed(uv_handle_t* handle) {
   channel_t* ch = (channel_t*)handle->data;
   ch->handle_closed = 1;
@@ -205,6 +225,135 @@ static napi_value make_error(napi_env env, const char* code_str, const char* msg
   napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
   napi_create_error(env, code, message, &error);
   return error;
+}
+
+// readAll(fd, maxBytes, callback(error, data)): reads a pipe to EOF, then
+// closes it and calls back once. The reader owns the fd from the call on.
+typedef struct {
+  uv_poll_t poll;
+  int fd;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context async_context;
+  char* data;
+  size_t length, capacity, max;
+  int done;
+} reader_t;
+
+static void reader_free(uv_handle_t* handle) {
+  reader_t* r = (reader_t*)handle->data;
+  free(r->data);
+  free(r);
+}
+
+static void reader_cleanup(void* arg);
+
+// Unregisters and closes before calling into JS: the callback may open fds
+// that reuse this number, and uv_close must not touch them.
+static void reader_release(reader_t* r) {
+  r->done = 1;
+  uv_poll_stop(&r->poll);
+  uv_close((uv_handle_t*)&r->poll, reader_free);
+  close(r->fd);
+  napi_remove_env_cleanup_hook(r->env, reader_cleanup, r);
+}
+
+static void reader_cleanup(void* arg) {
+  reader_t* r = (reader_t*)arg;
+  r->done = 1;
+  uv_poll_stop(&r->poll);
+  uv_close((uv_handle_t*)&r->poll, reader_free);
+  close(r->fd);
+}
+
+static void reader_finish(reader_t* r, int err) {
+  napi_env env = r->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value argv[2], callback, global, result;
+  if (err) {
+    char msg[128];
+    snprintf(msg, sizeof msg, err == EFBIG ? "the pipe carried more than the limit" : "read: %s", strerror(err));
+    argv[0] = make_error(env, err == EFBIG ? "EFBIG" : uv_err_name(-err), msg);
+    napi_get_undefined(env, &argv[1]);
+  } else {
+    void* out;
+    napi_get_undefined(env, &argv[0]);
+    napi_create_buffer_copy(env, r->length, r->length ? r->data : "", &out, &argv[1]);
+  }
+  napi_get_reference_value(env, r->callback, &callback);
+  napi_delete_reference(env, r->callback);
+  napi_async_context context = r->async_context;
+  reader_release(r);  // r is freed later, by the close callback; do not use it below
+  napi_get_global(env, &global);
+  if (napi_make_callback(env, context, global, callback, 2, argv, &result) == napi_pending_exception) {
+    napi_value exception;
+    napi_get_and_clear_last_exception(env, &exception);
+    napi_fatal_exception(env, exception);
+  }
+  napi_async_destroy(env, context);
+  napi_close_handle_scope(env, scope);
+}
+
+static void reader_on_poll(uv_poll_t* handle, int status, int events) {
+  reader_t* r = (reader_t*)handle->data;
+  if (r->done) return;
+  if (status < 0) return reader_finish(r, -status);
+  for (;;) {
+    if (r->capacity - r->length < 65536) {
+      size_t capacity = r->capacity ? r->capacity * 2 : 65536;
+      char* grown = realloc(r->data, capacity);
+      if (!grown) return reader_finish(r, ENOMEM);
+      r->data = grown;
+      r->capacity = capacity;
+    }
+    ssize_t n = read(r->fd, r->data + r->length, r->capacity - r->length);
+    if (n > 0) {
+      r->length += (size_t)n;
+      if (r->length > r->max) return reader_finish(r, EFBIG);
+      continue;
+    }
+    if (n == 0) return reader_finish(r, 0);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    return reader_finish(r, errno);
+  }
+}
+
+static napi_value read_all(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  double max;
+  napi_valuetype type;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_value_double(env, argv[1], &max) != napi_ok || napi_typeof(env, argv[2], &type) != napi_ok ||
+      type != napi_function) {
+    napi_throw_type_error(env, NULL, "readAll(fd: number, maxBytes: number, callback: Function)");
+    return NULL;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return throw_errno(env, "fcntl(O_NONBLOCK)", errno);
+  uv_loop_t* loop;
+  CHECK(env, napi_get_uv_event_loop(env, &loop));
+  reader_t* r = calloc(1, sizeof *r);
+  r->fd = fd;
+  r->env = env;
+  r->max = (size_t)max;
+  int e = uv_poll_init(loop, &r->poll, fd);
+  if (e != 0) {
+    free(r);
+    return throw_errno(env, "uv_poll_init", -e);
+  }
+  r->poll.data = r;
+  napi_value name;
+  napi_create_string_utf8(env, "containers-image-proxy:pipe", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &r->async_context);
+  napi_create_reference(env, argv[2], 1, &r->callback);
+  napi_add_env_cleanup_hook(env, reader_cleanup, r);
+  uv_poll_start(&r->poll, UV_READABLE | UV_DISCONNECT, reader_on_poll);
+  return NULL;
 }
 
 static void close_received_fds(struct msghdr* msg) {
@@ -431,8 +580,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"socketPair", NULL, socket_pair, NULL, NULL, NULL, napi_default, NULL},
       {"createSecretFd", NULL, create_secret_fd, NULL, NULL, NULL, napi_default, NULL},
       {"mknod", NULL, make_node, NULL, NULL, NULL, napi_default, NULL},
+      {"setPipeSize", NULL, set_pipe_size, NULL, NULL, NULL, napi_default, NULL},
+      {"readAll", NULL, read_all, NULL, NULL, NULL, napi_default, NULL},
   };
-  CHECK(env, napi_define_properties(env, exports, 4, exported));
+  CHECK(env, napi_define_properties(env, exports, 6, exported));
   return exports;
 }
 

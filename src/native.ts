@@ -22,6 +22,10 @@ interface Addon {
   socketPair(): [number, number];
   createSecretFd(data: Buffer): number;
   mknod(path: string, kind: 'char' | 'block' | 'fifo', mode: number, major: number, minor: number): void;
+  /** fcntl(F_SETPIPE_SZ): the new capacity, or -errno. */
+  setPipeSize(fd: number, size: number): number;
+  /** Reads a pipe to EOF (at most `maxBytes`), closes it, calls back once. */
+  readAll(fd: number, maxBytes: number, callback: (error: (Error & { code?: string }) | undefined, data: Buffer | undefined) => void): void;
 }
 
 function load(): Addon {
