@@ -1,0 +1,185 @@
+/**
+ * Measurement primitives shared by the scenarios: timing, null sinks, our
+ * client streaming a blob, and the baselines (cat, the Python client,
+ * skopeo inspect) run as child processes.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ImageProxy, type BlobTransfer, type OpenedImage } from '../src/index.js';
+import type { BlobFixture } from './fixtures.js';
+import { BUILD_DIR, ROOT, type Release } from './options.js';
+
+const run = promisify(execFile);
+
+export function now(): number {
+  return performance.now();
+}
+
+export function secondsSince(startMs: number): number {
+  return (performance.now() - startMs) / 1000;
+}
+
+/** A Writable that drops everything: the cheapest consumer a stream can have. */
+export function nullSink(): Writable {
+  return new Writable({
+    // writev lets a buffered Readable hand over everything it holds in one call.
+    writev(_chunks, callback) {
+      callback();
+    },
+    write(_chunk, _encoding, callback) {
+      callback();
+    },
+  });
+}
+
+/** Pipes a stream to a null sink; resolves when it ended (for blob streams: verified). */
+export async function drain(stream: Readable): Promise<void> {
+  await pipeline(stream, nullSink());
+}
+
+export function spawnProxy(release: Release): Promise<ImageProxy> {
+  return ImageProxy.spawn({ skopeoCommand: [release.path] });
+}
+
+/** Runs `work` with a fresh proxy and the image opened, then closes both. */
+export async function withImage<T>(release: Release, reference: string, work: (proxy: ImageProxy, image: OpenedImage) => Promise<T>): Promise<T> {
+  const proxy = await spawnProxy(release);
+  try {
+    const image = await proxy.openImage(reference);
+    try {
+      return await work(proxy, image);
+    } finally {
+      await image.close();
+    }
+  } finally {
+    await proxy.close();
+  }
+}
+
+/** Seconds to stream one blob through our client to a null sink, verification included. */
+export async function timeBlob(proxy: ImageProxy, image: OpenedImage, blob: BlobFixture, transfer: BlobTransfer): Promise<number> {
+  const start = now();
+  const stream = await proxy.getBlob(image, blob.digest, blob.size, { transfer });
+  if (stream.transfer !== transfer) throw new Error(`asked for ${transfer}, got ${stream.transfer}`);
+  await drain(stream);
+  return secondsSince(start);
+}
+
+/**
+ * Baseline (a): `cat FILE` into a pipe that this Node process reads and
+ * discards, i.e. the I/O floor of a Node consumer reading a pipe.
+ */
+export function catIntoNode(path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const start = now();
+    const child = spawn('cat', [path], { stdio: ['ignore', 'pipe', 'inherit'] });
+    child.stdout.on('data', () => {});
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(secondsSince(start)) : reject(new Error(`cat exited with ${code}`))));
+  });
+}
+
+/** The kernel's floor: `cat FILE | cat > /dev/null`, no Node in the data path. */
+export function catPipeCat(path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const start = now();
+    const child = spawn('sh', ['-c', 'cat "$1" | cat > /dev/null', 'sh', path], { stdio: 'inherit' });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(secondsSince(start)) : reject(new Error(`cat | cat exited with ${code}`))));
+  });
+}
+
+export type PythonMethod = 'GetBlob' | 'GetRawBlob';
+
+/**
+ * Baseline (b): bench/minimal_client.py streams the blob on its own proxy;
+ * it times only the transfer, as {@link timeBlob} does.
+ */
+export async function pythonBlob(release: Release, reference: string, blob: BlobFixture, method: PythonMethod, verify = false): Promise<number> {
+  const args = [join(ROOT, 'bench', 'minimal_client.py'), release.path, reference, blob.digest, String(blob.size), method];
+  if (verify) args.push('--verify');
+  const { stdout } = await run('python3', args, { maxBuffer: 1024 * 1024 });
+  const result = JSON.parse(stdout) as { seconds: number; bytes: number };
+  if (result.bytes !== blob.size) throw new Error(`minimal_client.py read ${result.bytes} bytes, expected ${blob.size}`);
+  return result.seconds;
+}
+
+/** ms per image of the Python client doing the same metadata cycle on its own proxy. */
+export async function pythonMetadata(release: Release, reference: string, cycles: number): Promise<number> {
+  const { stdout } = await run('python3', [join(ROOT, 'bench', 'minimal_client.py'), release.path, reference, '--metadata', String(cycles)]);
+  const result = JSON.parse(stdout) as { seconds: number; cycles: number };
+  return (result.seconds * 1000) / result.cycles;
+}
+
+/** Seconds for one `skopeo inspect --config REF` process, spawn to exit. */
+export async function skopeoInspectConfig(release: Release, reference: string): Promise<number> {
+  const start = now();
+  await run(release.path, ['inspect', '--config', reference], { maxBuffer: 16 * 1024 * 1024 });
+  return secondsSince(start);
+}
+
+/** What a memory child measured (see memory-child.ts). */
+export interface MemoryReport {
+  /** RSS right before the transfer, after a GC. */
+  baselineRss: number;
+  /** Peak RSS during the transfer: VmHWM (reset at the baseline), and the 10 ms samples. */
+  peakHwm: number;
+  peakSampled: number;
+  /** max(peaks) - baseline. */
+  growth: number;
+  seconds: number;
+  bytes: number;
+  /** How the bytes came: a blob transfer, or `cat` for the no-library reference. */
+  transfer: BlobTransfer | 'cat';
+}
+
+/** What a memory child does with the blob: stream it to a null sink, or extract it into a directory. */
+export type MemoryWorkload = 'stream' | 'extract';
+
+export type MemoryJob =
+  /** A blob through our client. */
+  | { kind: 'blob'; workload: MemoryWorkload; skopeo: string; reference: string; digest: string; size: number; transfer: BlobTransfer }
+  /** The reference: `cat FILE` into a plain Node pipe reader, no library (what Node itself costs). */
+  | { kind: 'cat'; path: string; size: number };
+
+/** Streams a blob in a fresh Node process so its peak RSS belongs to this measurement alone. */
+export async function memoryInChild(job: MemoryJob): Promise<MemoryReport> {
+  const { stdout } = await run(process.execPath, ['--expose-gc', join(BUILD_DIR, 'memory-child.js'), JSON.stringify(job)], {
+    maxBuffer: 1024 * 1024,
+  });
+  const line = stdout.trim().split('\n').pop() ?? '';
+  return JSON.parse(line) as MemoryReport;
+}
+
+export function mibPerSecond(bytes: number, seconds: number): number {
+  return bytes / (1024 * 1024) / seconds;
+}
+
+/**
+ * Runs every variant once per round, rounds after one untimed warm-up round,
+ * so slow drifts of a noisy machine hit all variants alike and each round
+ * yields paired samples.
+ */
+export async function interleave<K extends string>(
+  rounds: number,
+  variants: ReadonlyArray<readonly [K, () => Promise<number>]>,
+  progress: (text: string) => void,
+): Promise<Record<K, number[]>> {
+  const samples = Object.fromEntries(variants.map(([name]) => [name, [] as number[]])) as Record<K, number[]>;
+  for (let round = 0; round <= rounds; round++) {
+    for (const [name, measure] of variants) {
+      const value = await measure();
+      if (round > 0) samples[name].push(value);
+    }
+    progress(round === 0 ? 'warm-up done' : `round ${round}/${rounds}`);
+  }
+  return samples;
+}
+
+/** Per-round ratios a[i]/b[i] of paired samples. */
+export function pairedRatios(a: readonly number[], b: readonly number[]): number[] {
+  return a.map((x, i) => x / b[i]!);
+}

@@ -1,0 +1,123 @@
+/**
+ * Scenarios 5 and 5b, to disk: the CLI against skopeo itself doing the same
+ * job, per release, interleaved round by round.
+ *  - pull: `containers-image-proxy pull REF DIR` vs `skopeo copy REF oci:DIR:TAG`
+ *    (same destination format), a 4-layer image.
+ *  - extract: `containers-image-proxy extract REF DIR` vs `skopeo copy REF dir:D`
+ *    followed by `tar -xf` of each layer into DIR, a 3-layer image: what a
+ *    user would do without this library.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ImageFixture } from '../fixtures.js';
+import { interleave, now, pairedRatios, secondsSince } from '../harness.js';
+import { ROOT, type Release } from '../options.js';
+import { sizeLabel, type Context, type Goal, type Section } from '../scenario.js';
+import { fmtSummary, summarize, table } from '../stats.js';
+
+const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+
+/** Runs a command to completion; rejects with its stderr on failure. */
+function run(command: string, args: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr}`))));
+  });
+}
+
+/** Times `job` into a fresh scratch directory, removed afterwards (removal not timed). */
+async function timed(scratch: string, job: (dir: string) => Promise<void>): Promise<number> {
+  rmSync(scratch, { recursive: true, force: true });
+  mkdirSync(scratch, { recursive: true });
+  const start = now();
+  await job(scratch);
+  const seconds = secondsSince(start);
+  rmSync(scratch, { recursive: true, force: true });
+  return seconds;
+}
+
+const cli = (release: Release, ...args: string[]): Promise<void> => run(process.execPath, [CLI, ...args, '--skopeo', release.path, '--quiet']);
+
+async function compare(
+  context: Context,
+  name: string,
+  image: ImageFixture,
+  ours: (release: Release, dir: string) => Promise<void>,
+  theirs: (release: Release, dir: string) => Promise<void>,
+): Promise<{ rows: string[][]; goals: Goal[] }> {
+  const rows: string[][] = [];
+  const goals: Goal[] = [];
+  const scratch = join(context.options.cacheDir, 'scratch', name);
+  for (const release of context.releases) {
+    const samples = await interleave(
+      context.options.runs,
+      [
+        ['ours', () => timed(scratch, (dir) => ours(release, dir))],
+        ['skopeo', () => timed(scratch, (dir) => theirs(release, dir))],
+      ] as const,
+      (text) => context.progress(`${name} ${release.label}: ${text}`),
+    );
+    const ratio = summarize(pairedRatios(samples.ours, samples.skopeo));
+    rows.push([
+      release.label,
+      fmtSummary(summarize(samples.ours), 2),
+      fmtSummary(summarize(samples.skopeo), 2),
+      `${ratio.median.toFixed(2)}x (${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)})`,
+    ]);
+    if (name === 'pull') {
+      goals.push({ scenario: '5 pull', goal: `CLI pull within 1.1x of skopeo copy, ${release.label}`, result: `${ratio.median.toFixed(2)}x`, met: ratio.median <= 1.1 });
+    }
+  }
+  return { rows, goals };
+}
+
+const header = ['skopeo', 'ours (s)', 'skopeo (s)', 'ours / skopeo'];
+
+export async function pullToDisk(context: Context): Promise<Section> {
+  const image = context.fixtures.layers(4, context.options.pullLayerMiB);
+  const total = sizeLabel(context.options.pullLayerMiB * 4);
+  const { rows, goals } = await compare(
+    context,
+    'pull',
+    image,
+    (release, dir) => cli(release, 'pull', image.reference, join(dir, 'out'), '--tag', 'bench', '--jobs', '4'),
+    (release, dir) => run(release.path, ['copy', '--quiet', image.reference, `oci:${join(dir, 'out')}:bench`]),
+  );
+  const body = [
+    `A 4-layer image of ${total} (uncompressed layers) from an \`oci:\` layout into a fresh OCI layout: ` +
+      `\`containers-image-proxy pull --jobs 4\` vs \`skopeo copy oci:… oci:…\` (same destination format). ` +
+      `Seconds are median (min–max) of ${context.options.runs} interleaved rounds after a warm-up; the ratio is the median of per-round ratios.`,
+    '',
+    table(header, rows, ['left', 'right', 'right', 'right']),
+  ].join('\n');
+  return { title: '5. Pull to disk', body, goals };
+}
+
+export async function extractToDisk(context: Context): Promise<Section> {
+  const image = context.fixtures.layers(3, context.options.extractLayerMiB);
+  const { rows } = await compare(
+    context,
+    'extract',
+    image,
+    (release, dir) => cli(release, 'extract', image.reference, join(dir, 'rootfs')),
+    async (release, dir) => {
+      const copy = join(dir, 'copy');
+      const rootfs = join(dir, 'rootfs');
+      mkdirSync(rootfs);
+      await run(release.path, ['copy', '--quiet', image.reference, `dir:${copy}`]);
+      for (const layer of image.layers) await run('tar', ['-xf', join(copy, layer.digest.slice('sha256:'.length)), '-C', rootfs]);
+    },
+  );
+  const body = [
+    `A 3-layer image of ${sizeLabel(context.options.extractLayerMiB * 3)} unpacked into a directory: \`containers-image-proxy extract\` ` +
+      `(streams each layer from the proxy into the directory) vs \`skopeo copy oci:… dir:…\` followed by \`tar -xf\` of each layer ` +
+      `(writes the image to disk first, then reads it again). Median (min–max) of ${context.options.runs} interleaved rounds after a warm-up.`,
+    '',
+    table(header, rows, ['left', 'right', 'right', 'right']),
+  ].join('\n');
+  return { title: '5b. Extract to a directory', body, goals: [] };
+}
