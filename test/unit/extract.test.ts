@@ -120,6 +120,22 @@ describe('RootfsWriter: layer semantics', () => {
     assert.equal(readFileSync(join(dir.path, 'root', 'z.txt'), 'utf8'), 'zstd!');
   });
 
+  it('keeps ownership when running as root, and only then by default', async (t) => {
+    const entries: TarEntry[] = [{ type: 'file', name: 'owned', content: 'x', uid: 1234, gid: 4321 }, { type: 'symlink', name: 'link', target: 'owned' }];
+    const { dir, root } = await extract([entries]);
+    using _ = dir;
+    const stat = lstatSync(join(root, 'owned'));
+    if (process.getuid?.() !== 0) {
+      assert.equal(stat.uid, process.getuid?.());
+      t.skip('not root: ownership cannot be set, and is not by default');
+      return;
+    }
+    assert.deepEqual([stat.uid, stat.gid], [1234, 4321]);
+    const { dir: dir2, root: root2 } = await extract([entries], { preserveOwnership: false });
+    using __ = dir2;
+    assert.equal(lstatSync(join(root2, 'owned')).uid, 0);
+  });
+
   it('creates device nodes only when allowed', async () => {
     const node: TarEntry[] = [{ type: 'char', name: 'dev/null', major: 1, minor: 3, mode: 0o666 }];
     await assert.rejects(extract([node], { allowDeviceNodes: false }), (e: unknown) => e instanceof ExtractionError && /device node/.test(e.message));
