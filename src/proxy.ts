@@ -155,6 +155,8 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
   #generation: Generation;
   #recovering: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
+  /** Why the proxy can no longer work (a restart that could not start skopeo). */
+  #fatal: Error | undefined;
   readonly #openImages = new Set<OpenedImage>();
   #restarts = 0;
 
@@ -194,7 +196,7 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
 
   /** Whether the proxy still accepts calls (not closed, not exited). */
   get running(): boolean {
-    return this.#closing === undefined && (this.#recovering !== undefined || this.#generation.transport.open);
+    return this.#closing === undefined && this.#fatal === undefined && (this.#recovering !== undefined || this.#generation.transport.open);
   }
 
   /** How many times a wedged skopeo was replaced. */
@@ -486,6 +488,7 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
     for (;;) {
       if (this.#closing) throw new ProxyClosedError();
       await this.#recovering;
+      if (this.#fatal) throw this.#fatal;
       const { transport } = this.#generation;
       try {
         const abandoned = onAbandoned && ((reply: Reply) => onAbandoned(reply, transport));
@@ -518,7 +521,7 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
         this.emit('restart', { reason, restarts: this.#restarts });
       } catch (error) {
         // No replacement: the proxy stays failed; later calls see why.
-        old.transport.fail(error as Error);
+        this.#fatal = error as Error;
       }
     })().finally(() => {
       this.#recovering = undefined;

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buffer } from 'node:stream/consumers';
@@ -13,6 +13,7 @@ import {
   BlobVerificationError,
   ImageProxy,
   RequestError,
+  SpawnError,
   StallError,
   isRetryable,
   withRetry,
@@ -127,6 +128,23 @@ describe('stall detection and recovery', () => {
     );
     assert.equal(sha256(bytes), layer.digest);
     assert.deepEqual(retries, [2]);
+    relay.releaseStalled();
+  });
+
+  it('reports why when the replacement skopeo cannot start', async () => {
+    using dir = tempDir();
+    // A skopeo that starts once: the restart after the stall fails.
+    const once = join(dir.path, 'skopeo-once');
+    writeFileSync(once, `#!/bin/sh\nif [ -e "$0.used" ]; then echo "no second start" >&2; exit 3; fi\ntouch "$0.used"\nexec '${SKOPEO}' "$@"\n`, { mode: 0o755 });
+    await using proxy = await ImageProxy.spawn(config({ skopeoCommand: [once] }));
+    const layer = image.layers[2]!;
+    relay.inject(blobPath(layer.digest), { kind: 'stall', afterBytes: MiB });
+    await using img = await proxy.openImage(ref('v1'));
+    await assert.rejects(watchdog(STALL_MS + 10_000, 'stall', (async () => buffer(await proxy.getBlob(img, layer.digest, layer.size, { transfer: 'GetBlob' })))()), StallError);
+    const error = await watchdog(10_000, 'after a failed restart', proxy.openImage(ref('other')).catch((e: unknown) => e));
+    assert.ok(error instanceof SpawnError, String(error));
+    assert.match(error.message, /no second start/);
+    assert.equal(proxy.running, false);
     relay.releaseStalled();
   });
 
