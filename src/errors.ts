@@ -95,6 +95,22 @@ export class StallError extends ImageProxyError {
 }
 
 /**
+ * A request got no answer for `stallTimeout` (e.g. OpenImage against a
+ * registry that accepts connections and never answers). It is the `reason`
+ * of the {@link ProxyRestartedError} the request fails with.
+ */
+export class RequestStallError extends ImageProxyError {
+  override name = 'RequestStallError';
+  override readonly retryable = true;
+  constructor(
+    readonly method: string,
+    readonly stallTimeoutMs: number,
+  ) {
+    super(`${method} got no answer for ${stallTimeoutMs} ms; the registry or network stopped answering`);
+  }
+}
+
+/**
  * The proxy was restarted (after a stall left it wedged) while this request
  * was in flight. Open images keep working; repeat the call.
  */

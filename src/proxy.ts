@@ -15,9 +15,9 @@ import {
   ProxyRestartedError,
   ProxyTooOldError,
   RequestError,
+  RequestStallError,
   SpawnError,
   UnsupportedOperationError,
-  type StallError,
 } from './errors.js';
 import type { ConvertedLayerInfo, Descriptor, ImageConfig, ImageManifest } from './oci.js';
 import {
@@ -356,7 +356,7 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
       digest,
       expectedSize: options.expectedSize ?? size,
       signal: options.signal,
-      stallTimeoutMs: options.stallTimeout ?? this.#config.stallTimeout ?? DEFAULT_STALL_TIMEOUT_MS,
+      stallTimeoutMs: options.stallTimeout ?? this.#stallTimeoutMs,
       proxyFailure: async () => ((await settlesWithin(child.exited, 1000)) ? transport.failure : undefined),
     });
     return { size, stream };
@@ -434,7 +434,7 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
   }
 
   async #openBlob(image: OpenedImage, digest: string, size: number, options: BlobOptions): Promise<BlobStream> {
-    const stallTimeoutMs = options.stallTimeout ?? this.#config.stallTimeout ?? DEFAULT_STALL_TIMEOUT_MS;
+    const stallTimeoutMs = options.stallTimeout ?? this.#stallTimeoutMs;
     const transfer = options.transfer ?? (this.supports('GetRawBlob') ? 'GetRawBlob' : 'GetBlob');
     if (transfer === 'GetRawBlob') {
       const { size: reported, stream } = await this.getRawBlob(image, digest, { ...options, expectedSize: size, stallTimeout: stallTimeoutMs });
@@ -492,7 +492,9 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
       const { transport } = this.#generation;
       try {
         const abandoned = onAbandoned && ((reply: Reply) => onAbandoned(reply, transport));
-        return { reply: await transport.request(method, args(), { shape, signal, onAbandoned: abandoned }), transport };
+        // An unanswered request blocks every later one: past the stall timeout, replace the child.
+        const deadline = { ms: this.#stallTimeoutMs, onExpired: () => this.#restart(new RequestStallError(method, this.#stallTimeoutMs), transport) };
+        return { reply: await transport.request(method, args(), { shape, signal, onAbandoned: abandoned, deadline }), transport };
       } catch (error) {
         if (error instanceof ProxyRestartedError && !error.sent) continue;
         throw error;
@@ -501,22 +503,14 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
   }
 
   /** Replaces a wedged child: fail what it holds, start another, re-open held images. */
-  #restart(reason: StallError, wedged: Transport): void {
+  #restart(reason: Error, wedged: Transport): void {
     if (this.#closing || this.#recovering || this.#generation.transport !== wedged) return;
     const old = this.#generation;
     old.transport.fail(new ProxyRestartedError(reason, true), new ProxyRestartedError(reason, false));
     old.child.child.kill('SIGKILL');
     this.#recovering = (async () => {
       try {
-        const next = await launch(this.#plan, () => this.#closing !== undefined);
-        for (const image of this.#openImages) {
-          try {
-            image.rebind(expectUint('OpenImage', (await next.transport.request('OpenImage', [image.reference])).value));
-          } catch (error) {
-            image.rebind(error as Error);
-          }
-        }
-        this.#generation = next;
+        this.#generation = await this.#reopenAll();
         this.#restarts++;
         this.emit('restart', { reason, restarts: this.#restarts });
       } catch (error) {
@@ -526,6 +520,43 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
     })().finally(() => {
       this.#recovering = undefined;
     });
+  }
+
+  /**
+   * Starts a child and re-opens the held images on it, in order. An image
+   * whose re-open gets no answer is given up (its calls then fail with the
+   * stall), and the hung child is replaced again for the rest.
+   */
+  async #reopenAll(): Promise<Generation> {
+    let pending = [...this.#openImages];
+    for (;;) {
+      const next = await launch(this.#plan, () => this.#closing !== undefined);
+      const hung = await this.#reopen(next, pending);
+      if (hung < 0) return next;
+      next.transport.fail(new ProxyClosedError());
+      next.child.child.kill('SIGKILL');
+      pending = pending.slice(hung + 1);
+    }
+  }
+
+  /** Re-opens `images` on `next`; the index of the one that got no answer, or -1. */
+  async #reopen(next: Generation, images: OpenedImage[]): Promise<number> {
+    for (const [index, image] of images.entries()) {
+      const stall = new RequestStallError('OpenImage', this.#stallTimeoutMs);
+      let expired = false;
+      const deadline = { ms: this.#stallTimeoutMs, onExpired: () => ((expired = true), image.rebind(stall), next.transport.fail(stall)) };
+      try {
+        image.rebind(expectUint('OpenImage', (await next.transport.request('OpenImage', [image.reference], { deadline })).value));
+      } catch (error) {
+        if (expired) return index;
+        image.rebind(error as Error);
+      }
+    }
+    return -1;
+  }
+
+  get #stallTimeoutMs(): number {
+    return this.#config.stallTimeout ?? DEFAULT_STALL_TIMEOUT_MS;
   }
 
   #track(image: OpenedImage): OpenedImage {

@@ -24,6 +24,8 @@ export interface RequestOptions {
   signal?: AbortSignal | undefined;
   /** Undoes what a reply the caller gave up on created on the server (e.g. CloseImage). */
   onAbandoned?: ((reply: Reply) => void) | undefined;
+  /** Called if no reply came `ms` after the request was sent (time in the queue does not count). */
+  deadline?: { ms: number; onExpired: () => void } | undefined;
 }
 
 interface Pending {
@@ -35,6 +37,8 @@ interface Pending {
   /** The caller gave up (abort); the reply is cleaned up when it arrives. */
   abandoned: boolean;
   onAbandoned: ((reply: Reply) => void) | undefined;
+  deadline: RequestOptions['deadline'];
+  timer?: NodeJS.Timeout;
   resolve(reply: Reply): void;
   reject(error: Error): void;
   cleanup(): void;
@@ -70,7 +74,7 @@ export class Transport {
 
   /** Sends a request once those before it are answered; resolves with its reply. */
   request(method: string, args: readonly RequestArg[], options: RequestOptions = {}): Promise<Reply> {
-    return this.#enqueue(method, args, options.shape ?? 'plain', false, options.signal, options.onAbandoned);
+    return this.#enqueue(method, args, options.shape ?? 'plain', false, options.signal, options.onAbandoned, options.deadline);
   }
 
   /** Sends a request that gets no reply (Shutdown), in order with the others. */
@@ -107,6 +111,7 @@ export class Transport {
     oneWay: boolean,
     signal: AbortSignal | undefined,
     onAbandoned?: (reply: Reply) => void,
+    deadline?: RequestOptions['deadline'],
   ): Promise<Reply> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (signal?.aborted) return Promise.reject(signal.reason);
@@ -130,9 +135,13 @@ export class Transport {
         oneWay,
         abandoned: false,
         onAbandoned,
+        deadline,
         resolve,
         reject,
-        cleanup: () => signal?.removeEventListener('abort', onAbort),
+        cleanup: () => {
+          signal?.removeEventListener('abort', onAbort);
+          if (entry.timer) clearTimeout(entry.timer);
+        },
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#queue.push(entry);
@@ -163,6 +172,10 @@ export class Transport {
         continue;
       }
       this.#inFlight = next;
+      if (next.deadline && next.deadline.ms > 0) {
+        next.timer = setTimeout(next.deadline.onExpired, next.deadline.ms);
+        next.timer.unref();
+      }
     }
     // Only a request waiting for its reply keeps the event loop alive.
     if (this.#inFlight) this.#channel.ref();

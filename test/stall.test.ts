@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +13,9 @@ import { after, before, describe, it } from 'node:test';
 import {
   BlobVerificationError,
   ImageProxy,
+  ProxyRestartedError,
   RequestError,
+  RequestStallError,
   SpawnError,
   StallError,
   isRetryable,
@@ -128,6 +131,37 @@ describe('stall detection and recovery', () => {
     );
     assert.equal(sha256(bytes), layer.digest);
     assert.deepEqual(retries, [2]);
+    relay.releaseStalled();
+  });
+
+  it('replaces the child when a request gets no answer (a registry that never answers)', async () => {
+    await using proxy = await ImageProxy.spawn(config());
+    await using held = await proxy.openImage(ref('other'));
+    relay.inject(/\/manifests\/v1$/, { kind: 'stall', afterBytes: 0 });
+    const restarted = once(proxy, 'restart');
+    const error = await watchdog(STALL_MS + 10_000, 'hung OpenImage', proxy.openImage(ref('v1')).catch((e: unknown) => e));
+    assert.ok(error instanceof ProxyRestartedError, String(error));
+    assert.ok(error.reason instanceof RequestStallError && error.reason.method === 'OpenImage', String(error.reason));
+    assert.equal(error.retryable, true);
+    const [event] = (await watchdog(10_000, 'restart event', restarted)) as [RestartEvent];
+    assert.equal(event.reason, error.reason);
+    assert.equal(proxy.restarts, 1);
+    await using again = await proxy.openImage(ref('v1'));
+    assert.equal((await proxy.fetchManifest(again)).manifest.layers.length, 3);
+    const layer = other.layers[0]!;
+    assert.equal(sha256(await buffer(await proxy.getBlob(held, layer.digest, layer.size))), layer.digest, 'the held image was re-opened');
+    relay.releaseStalled();
+  });
+
+  it('gives up a held image whose re-open hangs, and keeps serving the rest', async () => {
+    await using proxy = await ImageProxy.spawn(config());
+    await using held = await proxy.openImage(ref('other'));
+    relay.inject(/\/manifests\/v1$/, { kind: 'stall', afterBytes: 0 });
+    relay.inject(/\/manifests\/other$/, { kind: 'stall', afterBytes: 0 });
+    await assert.rejects(watchdog(STALL_MS * 2 + 10_000, 'hung OpenImage', proxy.openImage(ref('v1'))), ProxyRestartedError);
+    await assert.rejects(watchdog(STALL_MS + 10_000, 'lost image', proxy.fetchManifest(held)), RequestStallError);
+    await using fresh = await watchdog(10_000, 'after', proxy.openImage(ref('v1')));
+    assert.equal((await proxy.fetchManifest(fresh)).manifest.layers.length, 3);
     relay.releaseStalled();
   });
 
