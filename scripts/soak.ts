@@ -11,14 +11,14 @@
  * $SKOPEO selects the skopeo release, as in the tests.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { ImageProxy, type BlobStream, type BlobTransfer, type ImageProxyConfig, type OpenedImage } from '../src/index.js';
-import { baseConfig, openFds, tempDir } from '../test/support/env.js';
+import { baseConfig, childPids, openFds, tempDir } from '../test/support/env.js';
 import { buildImage, noise, type BuiltImage, type BuiltLayer } from '../test/support/oci-layout.js';
 
 export interface SoakOptions {
@@ -70,22 +70,6 @@ export interface SoakResult {
 }
 
 const MiB = 1024 * 1024;
-
-/** Pids of our direct children (from /proc/PID/stat, field 4). */
-export function childPids(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === process.pid) pids.push(Number(entry));
-    } catch {
-      // it went away while we looked
-    }
-  }
-  return pids;
-}
 
 function rssOf(pid: number): number {
   try {

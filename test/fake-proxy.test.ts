@@ -9,7 +9,7 @@
  * anyway, which is harmless.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { before, describe, it } from 'node:test';
@@ -20,7 +20,7 @@ import {
   ProxyTooOldError,
   RequestError,
 } from '../src/index.js';
-import { eventually, openFds, processAlive, processExists, watchdog } from './support/env.js';
+import { childPids, eventually, openFds, processAlive, processExists, watchdog } from './support/env.js';
 
 /** The fake lives next to the TypeScript sources; walk up from wherever this file was compiled to. */
 function findFake(): string {
@@ -33,23 +33,6 @@ function findFake(): string {
 
 const FAKE = findFake();
 const TEST_TIMEOUT_MS = 15_000;
-
-/** Pids of our direct children (any state, zombies included). */
-function childPids(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // Fields after the parenthesised command name: state, ppid, ...
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === process.pid) pids.push(Number(entry));
-    } catch {
-      // the process went away while we looked
-    }
-  }
-  return pids;
-}
 
 /**
  * Spawns the fake with a scenario. The library passes process.env to the

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn as spawnProcess, type ChildProcess } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { once } from 'node:events';
@@ -29,7 +29,7 @@ import {
   type BlobStream,
   type BlobTransfer,
 } from '../src/index.js';
-import { baseConfig, eventually, openFds, processAlive, processExists, SKOPEO, tempDir, watchdog } from './support/env.js';
+import { baseConfig, childPids, eventually, openFds, processAlive, processExists, SKOPEO, tempDir, watchdog } from './support/env.js';
 import { buildImage, noise, sha256, type BuiltImage, type BuiltLayer } from './support/oci-layout.js';
 
 /** Far below the runner's --test-timeout (300 s): a hang fails one test, not the run. */
@@ -69,23 +69,6 @@ after(() => {
 
 // ---------------------------------------------------------------------------
 // Probes
-
-/** Pids of our direct children, zombies included. */
-function childPids(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // After the parenthesised command name come: state, ppid, ...
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === process.pid) pids.push(Number(entry));
-    } catch {
-      // it went away while we looked
-    }
-  }
-  return pids;
-}
 
 /** How many fds the skopeo process holds (we are root, or its owner). */
 function serverFdCount(pid: number): number {

@@ -28,6 +28,23 @@ export function openFds(): number[] {
   return readdirSync('/proc/self/fd').map(Number).sort((a, b) => a - b);
 }
 
+/** Pids of this process's direct children, zombies included (from /proc/PID/stat). */
+export function childPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // After the parenthesised command name come: state, ppid, ...
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid) pids.push(Number(entry));
+    } catch {
+      // it went away while we looked
+    }
+  }
+  return pids;
+}
+
 /** Whether a process exists and is not a zombie. */
 export function processAlive(pid: number): boolean {
   try {
