@@ -8,7 +8,7 @@
 import type { BlobTransfer } from '../../src/index.js';
 import { memoryInChild, mibPerSecond, type MemoryJob, type MemoryReport, type MemoryWorkload } from '../harness.js';
 import { onlyLayer, sizeLabel, type Context, type Goal, type Section } from '../scenario.js';
-import { fmtSummary, mapSummary, summarize, table } from '../stats.js';
+import { fmtSummary, summarize, table } from '../stats.js';
 
 const LIMIT_MIB = 64;
 const MiB = 1024 * 1024;
