@@ -149,7 +149,8 @@ export class RootfsWriter {
     const relPath = parts.join('/');
 
     if (name === OPAQUE_WHITEOUT) {
-      const dir = await this.#resolveDir(parentParts, entry.path);
+      const dir = await this.#resolveDir(parentParts, entry.path, false);
+      if (dir === null) return; // nothing below it from lower layers
       const prefix = parentParts.length ? parentParts.join('/') + '/' : '';
       for (const child of await readdir(dir)) {
         if (!this.#layerPaths.has(prefix + child)) await rm(join(dir, child), { recursive: true, force: true });
@@ -159,8 +160,8 @@ export class RootfsWriter {
     if (name.startsWith(WHITEOUT_PREFIX)) {
       const victim = name.slice(WHITEOUT_PREFIX.length);
       if (victim === '' || victim === '.' || victim === '..') throw hostile(entry.path, 'is a whiteout of an invalid name');
-      const dir = await this.#resolveDir(parentParts, entry.path);
-      await rm(join(dir, victim), { recursive: true, force: true });
+      const dir = await this.#resolveDir(parentParts, entry.path, false);
+      if (dir !== null) await rm(join(dir, victim), { recursive: true, force: true });
       return;
     }
 
@@ -234,10 +235,13 @@ export class RootfsWriter {
 
   /**
    * The host directory for an archive directory path, creating missing
-   * directories. Symlinks on the way are followed only while they stay inside
-   * the root; anything else is refused.
+   * directories (or, with `create` false, null when one is missing). Symlinks
+   * on the way are followed only while they stay inside the root; anything
+   * else is refused.
    */
-  async #resolveDir(parts: string[], entryPath: string): Promise<string> {
+  async #resolveDir(parts: string[], entryPath: string, create: false): Promise<string | null>;
+  async #resolveDir(parts: string[], entryPath: string, create?: true): Promise<string>;
+  async #resolveDir(parts: string[], entryPath: string, create = true): Promise<string | null> {
     const queue = [...parts];
     let current = this.#root;
     let hops = 0;
@@ -246,6 +250,7 @@ export class RootfsWriter {
       const next = join(current, part);
       const stat = await lstatOrNull(next);
       if (!stat) {
+        if (!create) return null; // a whiteout below a directory no layer made
         await mkdir(next, { mode: 0o755 });
         this.#layerPaths.add(relative(this.#root, next).split(sep).join('/'));
         current = next;

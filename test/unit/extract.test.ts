@@ -78,6 +78,12 @@ describe('RootfsWriter: layer semantics', () => {
     assert.equal(readFileSync(join(root, 'b/z'), 'utf8'), 'back');
   });
 
+  it('creates nothing for a whiteout below a directory no layer made', async () => {
+    const { dir, root } = await extract([[{ type: 'file', name: 'a/b/.wh.c', content: '' }, { type: 'file', name: 'x/.wh..wh..opq', content: '' }]]);
+    using _ = dir;
+    assert.deepEqual(tree(root), []);
+  });
+
   it('replaces entries of lower layers: file by dir, dir by symlink', async () => {
     const { dir, root } = await extract([
       [{ type: 'file', name: 'p', content: 'file' }, { type: 'file', name: 'q/inner', content: 'x' }],
