@@ -8,7 +8,7 @@
 import { createCipheriv, createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { addToIndex, blobPath, writeBlob } from '../test/support/oci-layout.js';
+import { blobPath, writeImage } from '../test/support/oci-layout.js';
 import { fileHeader } from '../test/support/tar.js';
 
 export const MiB = 1024 * 1024;
@@ -110,29 +110,9 @@ export class FixtureLayout {
   }
 
   #writeImage(tag: string, layers: BlobFixture[]): ImageFixture {
-    const config = Buffer.from(
-      JSON.stringify({
-        created: '2026-01-01T00:00:00Z',
-        architecture: 'amd64',
-        os: 'linux',
-        config: { Env: ['PATH=/usr/bin:/bin'], Cmd: ['/bin/sh'], Labels: { 'org.example.bench': tag } },
-        // Uncompressed layers: the diff id is the blob digest.
-        rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
-        history: layers.map((_, i) => ({ created: '2026-01-01T00:00:00Z', created_by: `bench layer ${i}` })),
-      }),
-    );
-    const configDigest = writeBlob(this.layout, config);
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-        layers: layers.map(({ mediaType, digest, size }) => ({ mediaType, digest, size })),
-      }),
-    );
-    const manifestDigest = writeBlob(this.layout, manifest);
-    addToIndex(this.layout, { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifestDigest, size: manifest.length }, tag);
-    return { tag, reference: `oci:${this.layout}:${tag}`, manifestDigest, configDigest, configSize: config.length, layers };
+    // Uncompressed layers: the diff id is the blob digest.
+    const written = writeImage(this.layout, tag, layers.map((layer) => ({ ...layer, diffId: layer.digest })));
+    return { tag, reference: `oci:${this.layout}:${tag}`, ...written, layers };
   }
 
   #save(): void {

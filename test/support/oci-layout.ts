@@ -67,21 +67,16 @@ export function addToIndex(layout: string, descriptor: Record<string, unknown>, 
   writeFileSync(indexPath, JSON.stringify(index));
 }
 
-/** Writes an image with the given layers into an OCI layout at `layout`. */
-export function buildImage(layout: string, tag: string, layerSpecs: LayerSpec[], options: { architecture?: string } = {}): BuiltImage {
-  const layers: BuiltLayer[] = layerSpecs.map((spec) => {
-    const raw = spec.tar ?? tar(spec.entries ?? []);
-    const compression = spec.compression ?? 'gzip';
-    const blob = compression === 'gzip' ? gzipSync(raw, { level: 1 }) : compression === 'zstd' ? execFileSync('zstd', ['-q', '-c'], { input: raw }) : raw;
-    const digest = writeBlob(layout, blob);
-    return {
-      digest,
-      size: blob.length,
-      diffId: sha256(raw),
-      mediaType: `application/vnd.oci.image.layer.v1.tar${compression === 'none' ? '' : `+${compression}`}`,
-      path: blobPath(layout, digest),
-    };
-  });
+/**
+ * Writes the config, manifest and index.json entry of an image whose layer
+ * blobs are already in the layout.
+ */
+export function writeImage(
+  layout: string,
+  tag: string,
+  layers: ReadonlyArray<{ mediaType: string; digest: string; size: number; diffId: string }>,
+  options: { architecture?: string } = {},
+): { manifestDigest: string; configDigest: string; configSize: number } {
   const config = Buffer.from(
     JSON.stringify({
       created: '2026-01-01T00:00:00Z',
@@ -103,6 +98,25 @@ export function buildImage(layout: string, tag: string, layerSpecs: LayerSpec[],
   );
   const manifestDigest = writeBlob(layout, manifest);
   addToIndex(layout, { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifestDigest, size: manifest.length }, tag);
+  return { manifestDigest, configDigest, configSize: config.length };
+}
+
+/** Writes an image with the given layers into an OCI layout at `layout`. */
+export function buildImage(layout: string, tag: string, layerSpecs: LayerSpec[], options: { architecture?: string } = {}): BuiltImage {
+  const layers: BuiltLayer[] = layerSpecs.map((spec) => {
+    const raw = spec.tar ?? tar(spec.entries ?? []);
+    const compression = spec.compression ?? 'gzip';
+    const blob = compression === 'gzip' ? gzipSync(raw, { level: 1 }) : compression === 'zstd' ? execFileSync('zstd', ['-q', '-c'], { input: raw }) : raw;
+    const digest = writeBlob(layout, blob);
+    return {
+      digest,
+      size: blob.length,
+      diffId: sha256(raw),
+      mediaType: `application/vnd.oci.image.layer.v1.tar${compression === 'none' ? '' : `+${compression}`}`,
+      path: blobPath(layout, digest),
+    };
+  });
+  const { manifestDigest, configDigest, configSize } = writeImage(layout, tag, layers, options);
   return {
     layout,
     tag,
@@ -110,7 +124,7 @@ export function buildImage(layout: string, tag: string, layerSpecs: LayerSpec[],
     manifestDigest,
     manifestPath: blobPath(layout, manifestDigest),
     configDigest,
-    configSize: config.length,
+    configSize,
     layers,
   };
 }
