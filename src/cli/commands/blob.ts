@@ -26,8 +26,9 @@ export async function run(args: string[]): Promise<void> {
     let size = values.size === undefined ? undefined : integer('--size', values.size as string, 0);
     if (size === undefined) {
       const { manifest } = await proxy.fetchManifest(image);
-      const known = [manifest.config, ...manifest.layers, ...(await proxy.getLayerInfo(image))];
-      size = known.find((descriptor) => descriptor.digest === digest)?.size;
+      const find = (descriptors: ReadonlyArray<{ digest: string; size: number }>) => descriptors.find((d) => d.digest === digest)?.size;
+      // The layer info differs from the manifest only for containers-storage: ask for it only then.
+      size = find([manifest.config, ...manifest.layers]) ?? find(await proxy.getLayerInfo(image));
       if (size === undefined) throw new UsageError(`${digest} is not a layer or the config of this image; pass --size to fetch it anyway`);
     }
     const progress = createProgress({ quiet: values.quiet || !output, json: values.json });
