@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "seqpacket",
-      "sources": ["native/seqpacket.c"],
+      "sources": ["native/seqpacket.c", "native/fsops.c"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]

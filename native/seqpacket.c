@@ -1,11 +1,10 @@
-// Native transport for containers-image-proxy.
+// Native transport for containers-image-proxy (the extraction syscalls are
+// in fsops.c).
 //
 // Node has neither SOCK_SEQPACKET nor SCM_RIGHTS, so this addon provides the
 // few syscalls the protocol needs and nothing else:
 //   socketPair()            -> [parentFd, childFd], both CLOEXEC
 //   createSecretFd(buffer)  -> a sealed, CLOEXEC memfd holding the bytes
-//   mknod(path, kind, mode, major, minor)  device nodes and fifos for
-//                           layer extraction (Node has no mknod)
 //   setPipeSize(fd, bytes)  F_SETPIPE_SZ: fewer wake-ups on blob pipes
 //   readAll(fd, max, cb)    a small pipe (manifest, config) read to EOF with
 //                           one poll handle: no net.Socket per metadata call
@@ -26,9 +25,10 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <uv.h>
+
+#include "addon.h"
 
 // The proxy sends at most two fds per reply; anything beyond this is a
 // protocol error that we detect through MSG_CTRUNC.
@@ -54,7 +54,7 @@ typedef struct {
   int hooked;      // env cleanup hook registered
 } channel_t;
 
-static napi_value throw_errno(napi_env env, const char* what, int err) {
+napi_value throw_errno(napi_env env, const char* what, int err) {
   char msg[256];
   snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
   napi_value code, message, error;
@@ -118,35 +118,6 @@ static napi_value create_secret_fd(napi_env env, napi_callback_info info) {
 }
 
 // mknod(path, kind: 'char' | 'block' | 'fifo', mode, major, minor)
-static napi_value make_node(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char path[4096], kind[8];
-  size_t length;
-  uint32_t mode, major, minor;
-  if (argc < 5 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &length) != napi_ok ||
-      length >= sizeof path - 1 ||
-      napi_get_value_string_utf8(env, argv[1], kind, sizeof kind, &length) != napi_ok ||
-      napi_get_value_uint32(env, argv[2], &mode) != napi_ok ||
-      napi_get_value_uint32(env, argv[3], &major) != napi_ok ||
-      napi_get_value_uint32(env, argv[4], &minor) != napi_ok) {
-    napi_throw_type_error(env, NULL, "mknod(path, kind, mode, major, minor)");
-    return NULL;
-  }
-  mode_t type = strcmp(kind, "char") == 0    ? S_IFCHR
-                : strcmp(kind, "block") == 0 ? S_IFBLK
-                : strcmp(kind, "fifo") == 0  ? S_IFIFO
-                                             : 0;
-  if (type == 0) {
-    napi_throw_type_error(env, NULL, "mknod: kind must be char, block or fifo");
-    return NULL;
-  }
-  if (mknod(path, type | (mode & 07777), makedev(major, minor)) != 0)
-    return throw_errno(env, "mknod", errno);
-  return NULL;
-}
-
 // setPipeSize(fd, bytes) -> the new capacity, or -errno (callers may ignore failure).
 static napi_value set_pipe_size(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -579,11 +550,11 @@ static napi_value init(napi_env env, napi_value exports) {
       {"Channel", NULL, NULL, NULL, NULL, channel_class, napi_default, NULL},
       {"socketPair", NULL, socket_pair, NULL, NULL, NULL, napi_default, NULL},
       {"createSecretFd", NULL, create_secret_fd, NULL, NULL, NULL, napi_default, NULL},
-      {"mknod", NULL, make_node, NULL, NULL, NULL, napi_default, NULL},
       {"setPipeSize", NULL, set_pipe_size, NULL, NULL, NULL, napi_default, NULL},
       {"readAll", NULL, read_all, NULL, NULL, NULL, napi_default, NULL},
   };
-  CHECK(env, napi_define_properties(env, exports, 6, exported));
+  CHECK(env, napi_define_properties(env, exports, 5, exported));
+  CHECK(env, fsops_define(env, exports));
   return exports;
 }
 

@@ -22,7 +22,7 @@ export {
   type RestartEvent,
 } from './proxy.js';
 export { isRetryable, withRetry, type RetryEvent, type RetryPolicy } from './retry.js';
-export { RootfsWriter, ExtractionError, type RootfsWriterOptions } from './extract.js';
+export { RootfsWriter, ExtractionError, type ExtractionReport, type RootfsWriterOptions } from './extract/rootfs-writer.js';
 export type { Credentials, ImageProxyConfig, Platform } from './config.js';
 export type { BlobStream, BlobTransfer } from './streams.js';
 export { FEATURE_VERSIONS, MINIMUM_PROTOCOL_VERSION, type Feature } from './protocol.js';

@@ -1,4 +1,4 @@
-/** Loads the N-API addon (native/seqpacket.c) built by node-gyp at install time. */
+/** Loads the N-API addon (native/seqpacket.c, native/fsops.c) built by node-gyp at install time. */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -21,7 +21,20 @@ interface Addon {
   Channel: new (fd: number, onPacket: PacketCallback) => NativeChannel;
   socketPair(): [number, number];
   createSecretFd(data: Buffer): number;
-  mknod(path: string, kind: 'char' | 'block' | 'fifo', mode: number, major: number, minor: number): void;
+  /** mknod(2); `path` holds the name's exact bytes. */
+  mknod(path: Buffer, kind: 'char' | 'block' | 'fifo', mode: number, major: number, minor: number): void;
+  /** utimensat(2) with AT_SYMLINK_NOFOLLOW: atime and mtime, to the nanosecond. */
+  utimes(path: Buffer, seconds: number, nanoseconds: number): void;
+  /** futimens(2): atime and mtime, to the nanosecond. */
+  futimes(fd: number, seconds: number, nanoseconds: number): void;
+  /** lsetxattr(2). */
+  setXattr(path: Buffer, name: string, value: Buffer): void;
+  /** fsetxattr(2). */
+  fsetXattr(fd: number, name: string, value: Buffer): void;
+  /** llistxattr(2). */
+  listXattrs(path: Buffer): string[];
+  /** lgetxattr(2). */
+  getXattr(path: Buffer, name: string): Buffer;
   /** fcntl(F_SETPIPE_SZ): the new capacity, or -errno. */
   setPipeSize(fd: number, size: number): number;
   /** Reads a pipe to EOF (at most `maxBytes`), closes it, calls back once. */

@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { BlobVerificationError, ExtractionError, RootfsWriter } from '../../src/index.js';
+import { native } from '../../src/native.js';
 import { tempDir } from '../support/env.js';
 import { sha256 } from '../support/oci-layout.js';
 import { tar, type TarEntry } from '../support/tar.js';
@@ -155,20 +156,19 @@ describe('RootfsWriter: layer semantics', () => {
 
 describe('RootfsWriter: hostile layers', () => {
   // `outside` is the temp dir holding the root: where an escape would land.
-  const cases: Array<[string, (outside: string) => TarEntry[][]]> = [
-    ['a ../ path', (outside) => [[{ type: 'file', name: '../escape', content: 'x' }]]],
-    ['a nested ../ path', (outside) => [[{ type: 'file', name: 'a/../../escape', content: 'x' }]]],
+  const refused: Array<[string, (outside: string) => TarEntry[][]]> = [
+    ['a ../ path', () => [[{ type: 'file', name: '../escape', content: 'x' }]]],
+    ['a nested ../ path', () => [[{ type: 'file', name: 'a/../../escape', content: 'x' }]]],
     ['an absolute path', (outside) => [[{ type: 'file', name: `${outside}/escape`, content: 'x' }]]],
-    ['writing through an absolute symlink', (outside) => [[{ type: 'symlink', name: 'link', target: outside }, { type: 'file', name: 'link/escape', content: 'x' }]]],
-    ['writing through a relative symlink that climbs out', (outside) => [[{ type: 'symlink', name: 'link', target: '../..' }, { type: 'file', name: 'link/escape', content: 'x' }]]],
-    ['a symlink planted in one layer, written through in the next', (outside) => [[{ type: 'symlink', name: 'link', target: '..' }], [{ type: 'file', name: 'link/escape', content: 'x' }]]],
-    ['a chain of symlinks leading out', (outside) => [[{ type: 'symlink', name: 'one', target: 'two' }, { type: 'symlink', name: 'two', target: '../' }, { type: 'file', name: 'one/escape', content: 'x' }]]],
-    ['a hardlink to outside', (outside) => [[{ type: 'hardlink', name: 'hl', target: '../outside.txt' }]]],
-    ['a hardlink to an absolute path', (outside) => [[{ type: 'hardlink', name: 'hl', target: '/etc/passwd' }]]],
-    ['a hardlink through an escaping symlink', (outside) => [[{ type: 'symlink', name: 'up', target: '..' }, { type: 'hardlink', name: 'hl', target: 'up/outside.txt' }]]],
-    ['a whiteout with ..', (outside) => [[{ type: 'file', name: '../.wh.outside.txt', content: '' }]]],
+    ['a hardlink to outside', () => [[{ type: 'hardlink', name: 'hl', target: '../outside.txt' }]]],
+    ['a hardlink to an absolute path', () => [[{ type: 'hardlink', name: 'hl', target: '/etc/passwd' }]]],
+    ['a whiteout with ..', () => [[{ type: 'file', name: '../.wh.outside.txt', content: '' }]]],
+    ['a whiteout of ..', () => [[{ type: 'file', name: 'a/.wh...', content: '' }]]],
+    ['a whiteout of .', () => [[{ type: 'file', name: 'a/.wh..', content: '' }]]],
+    ['a hardlink to a directory', () => [[{ type: 'dir', name: 'd/' }, { type: 'hardlink', name: 'hl', target: 'd' }]]],
+    ['a file replacing the root', () => [[{ type: 'file', name: './', content: '', typeflag: '0' }]]],
   ];
-  for (const [what, makeLayers] of cases) {
+  for (const [what, makeLayers] of refused) {
     it(`refuses ${what}`, async () => {
       using dir = tempDir();
       const outside = join(dir.path, 'outside.txt');
@@ -184,9 +184,237 @@ describe('RootfsWriter: hostile layers', () => {
     });
   }
 
+  // Symlinks are followed inside the root, as runtimes do (securejoin): the
+  // entry lands at `inside`, never outside.
+  const contained: Array<[string, (outside: string) => TarEntry[][], string]> = [
+    ['writing through an absolute symlink', (outside) => [[{ type: 'symlink', name: 'link', target: outside }, { type: 'file', name: 'link/escape', content: 'x' }]], 'OUTSIDE/escape'],
+    ['writing through a relative symlink that climbs out', () => [[{ type: 'symlink', name: 'link', target: '../..' }, { type: 'file', name: 'link/escape', content: 'x' }]], 'escape'],
+    ['a symlink planted in one layer, written through in the next', () => [[{ type: 'symlink', name: 'link', target: '..' }], [{ type: 'file', name: 'link/escape', content: 'x' }]], 'escape'],
+    ['a chain of symlinks leading out', () => [[{ type: 'symlink', name: 'one', target: 'two' }, { type: 'symlink', name: 'two', target: '../' }, { type: 'file', name: 'one/escape', content: 'x' }]], 'escape'],
+    ['a symlink to a directory, a file written through it in a later layer', () => [[{ type: 'symlink', name: 'etc', target: '/' }], [{ type: 'file', name: 'etc/passwd-written', content: 'x' }]], 'passwd-written'],
+    ['a hardlink through an escaping symlink', () => [[{ type: 'file', name: 'outside.txt', content: 'x' }, { type: 'symlink', name: 'up', target: '..' }, { type: 'hardlink', name: 'hl', target: 'up/outside.txt' }]], 'hl'],
+  ];
+  for (const [what, makeLayers, inside] of contained) {
+    it(`keeps inside the root: ${what}`, async () => {
+      using dir = tempDir();
+      const outside = join(dir.path, 'outside.txt');
+      writeFileSync(outside, 'precious');
+      const root = join(dir.path, 'root');
+      const writer = new RootfsWriter(root);
+      for (const entries of makeLayers(dir.path)) await writer.applyLayer(layer(entries));
+      await writer.finish();
+      assert.equal(readFileSync(outside, 'utf8'), 'precious');
+      assert.deepEqual(readdirSync(dir.path).sort(), ['outside.txt', 'root'], 'nothing created next to the root');
+      assert.equal(readFileSync(join(root, inside.replace('OUTSIDE', dir.path.slice(1))), 'utf8'), 'x');
+    });
+  }
+
+  it('never changes a host directory that replaced an image directory as a symlink (deferred metadata)', async () => {
+    using dir = tempDir();
+    const host = join(dir.path, 'host-dir');
+    mkdirSync(host, { mode: 0o755 });
+    const before = statSync(host);
+    const writer = new RootfsWriter(join(dir.path, 'root'));
+    await writer.applyLayer(layer([{ type: 'dir', name: 'var/tmp/', mode: 0o1777, mtime: 1 }, { type: 'dir', name: 'var/tmp/sub/', mode: 0o4777, mtime: 1 }]));
+    await writer.applyLayer(layer([{ type: 'symlink', name: 'var/tmp', target: host }, { type: 'symlink', name: 'var/x', target: '/' }]));
+    await writer.finish();
+    const after = statSync(host);
+    assert.equal(after.mode, before.mode, 'mode of the host directory untouched');
+    assert.equal(after.mtimeMs, before.mtimeMs, 'mtime of the host directory untouched');
+    assert.equal(statSync(dir.path).mode & 0o7777, 0o700, 'the temp dir itself untouched');
+  });
+
+  it('never follows a final symlink for metadata: a later entry of the same name replaces the link', async () => {
+    using dir = tempDir();
+    const host = join(dir.path, 'host-file');
+    writeFileSync(host, 'precious', { mode: 0o600 });
+    const writer = new RootfsWriter(join(dir.path, 'root'));
+    await writer.applyLayer(layer([{ type: 'symlink', name: 'f', target: host }, { type: 'symlink', name: 'd', target: dir.path }]));
+    await writer.applyLayer(layer([{ type: 'file', name: 'f', content: 'image', mode: 0o6777 }, { type: 'dir', name: 'd/', mode: 0o777 }]));
+    await writer.finish();
+    assert.equal(statSync(host).mode & 0o7777, 0o600);
+    assert.equal(readFileSync(host, 'utf8'), 'precious');
+    assert.equal(statSync(dir.path).mode & 0o7777, 0o700);
+    assert.equal(readFileSync(join(dir.path, 'root/f'), 'utf8'), 'image');
+  });
+
+  it('links a symlink itself when a hardlink names one (never its target)', async () => {
+    using dir = tempDir();
+    const root = join(dir.path, 'root');
+    const writer = new RootfsWriter(root);
+    await writer.applyLayer(layer([{ type: 'symlink', name: 'ln', target: '/etc/passwd' }, { type: 'hardlink', name: 'hl', target: 'ln' }]));
+    await writer.finish();
+    assert.ok(lstatSync(join(root, 'hl')).isSymbolicLink());
+    assert.equal(lstatSync(join(root, 'hl')).ino, lstatSync(join(root, 'ln')).ino);
+  });
+
+  it('refuses a non-empty directory by default: an opaque whiteout at the root would delete the user\'s files', async () => {
+    using dir = tempDir();
+    const root = join(dir.path, 'root');
+    mkdirSync(root);
+    writeFileSync(join(root, 'precious.txt'), 'mine');
+    const opaqueRoot = layer([{ type: 'file', name: '.wh..wh..opq', content: '' }, { type: 'file', name: 'new', content: 'x' }]);
+    await assert.rejects(new RootfsWriter(root).applyLayer(opaqueRoot), (e: unknown) => e instanceof ExtractionError && /is not empty/.test(e.message) && /allowNonEmpty/.test(e.message));
+    assert.equal(readFileSync(join(root, 'precious.txt'), 'utf8'), 'mine');
+    // Explicitly allowed, the layer applies: the documented risk.
+    const writer = new RootfsWriter(root, { allowNonEmpty: true });
+    await writer.applyLayer(layer([{ type: 'file', name: 'added', content: 'x' }]));
+    assert.deepEqual(readdirSync(root).sort(), ['added', 'precious.txt']);
+  });
+
+  it('an opaque whiteout at the root removes what lower layers wrote, and keeps what its own layer wrote', async () => {
+    const { dir, root } = await extract([
+      [{ type: 'file', name: 'old', content: 'x' }, { type: 'file', name: 'etc/old', content: 'x' }],
+      [{ type: 'file', name: 'etc/new', content: 'y' }, { type: 'file', name: '.wh..wh..opq', content: '' }],
+    ]);
+    using _ = dir;
+    assert.deepEqual(tree(root), ['etc/', 'etc/new']);
+  });
+
+  it('names an entry whose name is too long, with a typed error', async () => {
+    using dir = tempDir();
+    const long = 'n'.repeat(300);
+    const attempt = new RootfsWriter(join(dir.path, 'root')).applyLayer(layer([{ type: 'file', name: 'x', content: 'x', pax: { path: `d/${long}` } }]));
+    await assert.rejects(attempt, (e: unknown) => e instanceof ExtractionError && e.message.includes(long) && /too long/.test(e.message));
+  });
+
+  it('extracts a path of 4,000 bytes', async () => {
+    const path = Array.from({ length: 20 }, (_, i) => `${i}`.padEnd(199, 'p')).join('/');
+    assert.equal(path.length, 3999);
+    const { dir, root } = await extract([[{ type: 'file', name: 'x', content: 'deep', pax: { path } }]]);
+    using _ = dir;
+    assert.equal(readFileSync(join(root, path), 'utf8'), 'deep');
+  });
+
+  it('stops a decompression bomb at maxUncompressedBytes', async () => {
+    using dir = tempDir();
+    const bomb = gzipSync(tar([{ type: 'file', name: 'zeros', content: Buffer.alloc(8 * 1024 * 1024) }]));
+    assert.ok(bomb.length < 64 * 1024);
+    const writer = new RootfsWriter(join(dir.path, 'root'), { maxUncompressedBytes: 1024 * 1024 });
+    await assert.rejects(writer.applyLayer(Readable.from([bomb])), (e: unknown) => e instanceof ExtractionError && /limit of 1048576 bytes/.test(e.message));
+    assert.ok(statSync(join(dir.path, 'root/zeros')).size <= 2 * 1024 * 1024, 'stopped near the limit');
+    assert.throws(() => new RootfsWriter(dir.path, { maxUncompressedBytes: -1 }), ExtractionError);
+  });
+
   it('refuses a truncated archive', async () => {
     using dir = tempDir();
     const raw = tar([{ type: 'file', name: 'big', content: Buffer.alloc(4096, 1) }]).subarray(0, 1500);
     await assert.rejects(new RootfsWriter(join(dir.path, 'root')).applyLayer(Readable.from([raw])), ExtractionError);
+  });
+});
+
+describe('RootfsWriter: what container runtimes do', () => {
+  const isRoot = process.getuid?.() === 0;
+
+  it('ignores whiteouts under a path that is no longer a directory (umoci writes the file first)', async () => {
+    const { dir, root } = await extract([
+      [{ type: 'dir', name: 'etc/apt/apt.conf.d/' }, { type: 'file', name: 'etc/apt/apt.conf.d/old', content: 'x' }],
+      [
+        { type: 'file', name: 'etc/apt/apt.conf.d', content: 'now a file', mode: 0o644 },
+        { type: 'file', name: 'etc/apt/apt.conf.d/.wh.old', content: '' },
+        { type: 'file', name: 'etc/apt/apt.conf.d/.wh..wh..opq', content: '' },
+      ],
+    ]);
+    using _ = dir;
+    assert.equal(readFileSync(join(root, 'etc/apt/apt.conf.d'), 'utf8'), 'now a file');
+  });
+
+  it('gives a file that replaces a directory its own mode and mtime, not the old directory\'s', async () => {
+    const { dir, root } = await extract([
+      [{ type: 'dir', name: 'etc/conf.d/', mode: 0o755, mtime: 1_600_000_000 }, { type: 'file', name: 'etc/conf.d/x', content: 'x' }],
+      [{ type: 'file', name: 'etc/conf.d', content: 'file', mode: 0o644, mtime: 1_500_000_000 }],
+    ]);
+    using _ = dir;
+    const stat = lstatSync(join(root, 'etc/conf.d'));
+    assert.ok(stat.isFile());
+    assert.equal(stat.mode & 0o7777, 0o644);
+    assert.equal(stat.mtimeMs, 1_500_000_000_000);
+  });
+
+  it('applies xattrs from PAX SCHILY.xattr records (user.* always; security.capability as root)', async (t) => {
+    const capability = Buffer.from('0100000200200000000000000000000000000000', 'hex'); // cap_net_raw+ep
+    const { dir, root } = await extract([
+      [
+        { type: 'file', name: 'file', content: 'x', pax: { 'SCHILY.xattr.user.fixture': 'some value', 'SCHILY.xattr.user.binary': Buffer.from([0, 1, 0xff]) } },
+        { type: 'dir', name: 'dir/', pax: { 'SCHILY.xattr.user.dir': 'on a directory' } },
+        { type: 'file', name: 'ping', content: 'elf', mode: 0o755, uid: 0, gid: 0, pax: { 'SCHILY.xattr.security.capability': capability } },
+      ],
+    ]);
+    using _ = dir;
+    const xattr = (path: string, name: string) => native.getXattr(Buffer.from(join(root, path)), name);
+    assert.equal(xattr('file', 'user.fixture').toString(), 'some value');
+    assert.deepEqual(xattr('file', 'user.binary'), Buffer.from([0, 1, 0xff]));
+    assert.equal(xattr('dir', 'user.dir').toString(), 'on a directory');
+    if (!isRoot) {
+      t.skip('not root: security.capability cannot be set (the report lists it as skipped; tested below)');
+      return;
+    }
+    assert.deepEqual(xattr('ping', 'security.capability'), capability);
+  });
+
+  it('reports the xattrs it could not set instead of dropping them silently', async () => {
+    using dir = tempDir();
+    const writer = new RootfsWriter(join(dir.path, 'root'));
+    await writer.applyLayer(layer([{ type: 'symlink', name: 'l', target: 'x', pax: { 'SCHILY.xattr.user.on-link': 'v' } }]));
+    const report = await writer.finish();
+    assert.deepEqual(report.skippedXattrs, [{ name: 'user.on-link', entries: 1, reason: 'Linux allows no user.* attributes on symlinks' }]);
+    assert.equal(report.entries, 1);
+  });
+
+  it('keeps non-UTF-8 names as their exact bytes, never merging two into one', async () => {
+    const names = [Buffer.from('caf\xe9', 'latin1'), Buffer.from('x\xff', 'latin1'), Buffer.from('x\xfe', 'latin1'), Buffer.from('\xff\xfe', 'latin1'), Buffer.from('line\nbreak')];
+    const { dir, root } = await extract([names.map((name, i) => ({ type: 'file' as const, name: Buffer.concat([Buffer.from('d/'), name]), content: `content ${i}` }))]);
+    using _ = dir;
+    const found = readdirSync(join(root, 'd'), { encoding: 'buffer' }).map((name) => name.toString('latin1')).sort();
+    assert.deepEqual(found, names.map((name) => name.toString('latin1')).sort());
+    names.forEach((name, i) => assert.equal(readFileSync(Buffer.concat([Buffer.from(`${root}/d/`), name]), 'utf8'), `content ${i}`));
+  });
+
+  it('keeps non-UTF-8 names in PAX path, linkpath and symlink targets', async () => {
+    const name = Buffer.from('caf\xe9', 'latin1');
+    const { dir, root } = await extract([
+      [
+        { type: 'file', name: 'placeholder', content: 'x', pax: { path: name } },
+        { type: 'symlink', name: 'link', target: name },
+        { type: 'hardlink', name: 'hard', target: 'placeholder', pax: { linkpath: name } },
+      ],
+    ]);
+    using _ = dir;
+    const bytes = (path: string) => Buffer.from(path, 'latin1');
+    assert.equal(readlinkSync(bytes(`${root}/link`), { encoding: 'buffer' }).toString('latin1'), 'caf\xe9');
+    assert.equal(lstatSync(bytes(`${root}/hard`)).ino, lstatSync(bytes(`${root}/caf\xe9`)).ino);
+  });
+
+  it('gives device nodes and fifos their exact mode (no umask) and mtime', async (t) => {
+    const entries: TarEntry[] = [{ type: 'fifo', name: 'dev/fifo', mode: 0o666, mtime: 1_400_000_000 }];
+    if (isRoot) entries.push({ type: 'char', name: 'dev/null', major: 1, minor: 3, mode: 0o666, mtime: 1_400_000_000 });
+    const { dir, root } = await extract([entries]);
+    using _ = dir;
+    for (const entry of entries) {
+      const stat = lstatSync(join(root, entry.name as string));
+      assert.equal(stat.mode & 0o7777, 0o666, `${entry.name} mode`);
+      assert.equal(stat.mtimeMs, 1_400_000_000_000, `${entry.name} mtime`);
+    }
+    if (!isRoot) t.skip('not root: only the fifo was checked (device nodes need root)');
+  });
+
+  it('applies the layer\'s "./" entry to the root directory', async () => {
+    const { dir, root } = await extract([[{ type: 'dir', name: './', mode: 0o750, mtime: 1_300_000_000 }, { type: 'file', name: 'f', content: 'x' }]]);
+    using _ = dir;
+    assert.equal(statSync(root).mode & 0o7777, 0o750);
+    assert.equal(statSync(root).mtimeMs, 1_300_000_000_000);
+  });
+
+  it('keeps mtimes to the nanosecond (PAX mtime)', async () => {
+    const { dir, root } = await extract([[{ type: 'file', name: 'f', content: 'x', pax: { mtime: '1700000000.123456789' } }, { type: 'dir', name: 'd/', pax: { mtime: '1600000000.5' } }]]);
+    using _ = dir;
+    assert.equal(lstatSync(join(root, 'f'), { bigint: true }).mtimeNs, 1_700_000_000_123_456_789n);
+    assert.equal(lstatSync(join(root, 'd'), { bigint: true }).mtimeNs, 1_600_000_000_500_000_000n);
+  });
+
+  it('fails on a tar entry type it cannot represent, naming the entry and the type', async () => {
+    using dir = tempDir();
+    const attempt = new RootfsWriter(join(dir.path, 'root')).applyLayer(layer([{ type: 'file', name: 'mystery', content: 'x', typeflag: 'Z' }]));
+    await assert.rejects(attempt, (e: unknown) => e instanceof ExtractionError && /"mystery"/.test(e.message) && /type "Z"/.test(e.message));
   });
 });

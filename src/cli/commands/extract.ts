@@ -1,33 +1,50 @@
 import { RootfsWriter, type LayerWithDiffId } from '../../index.js';
-import { parseCommand, UsageError } from '../options.js';
+import { integer, parseCommand, UsageError } from '../options.js';
 import { createProgress } from '../progress.js';
 import { transferWithRetry, withImage } from '../session.js';
 
 export const help = `Usage: containers-image-proxy extract IMAGE DIR [--layer N | --layer DIGEST ...]
 
 Streams the image's layers from the proxy straight into DIR (created if
-needed) and applies them in order: gzip, zstd and plain tar layers, OCI
-whiteouts, files, directories, symlinks, hardlinks, modes and times
-(ownership too when run as root). Each layer's uncompressed digest is checked
-against the config's diff_ids. Entries that would write outside DIR
-(absolute paths, "..", symlinks leading out, hardlinks to outside) and device
-nodes when not root are refused with an error; DIR is then incomplete.
+needed, and empty unless --allow-non-empty) and applies them in order, as
+container runtimes do: gzip, zstd and plain tar layers, OCI whiteouts, files
+(sparse ones with their holes), directories, symlinks, hardlinks, fifos,
+devices (as root), modes with setuid/setgid/sticky bits, times to the
+nanosecond, xattrs and file capabilities (as root; otherwise only user.*,
+and the others are listed on stderr), ownership (as root), and names as
+their exact bytes. Symlinks on an entry's path are followed inside DIR, as
+if DIR were "/". Each layer's uncompressed digest is checked against the
+config's diff_ids. Entries that climb out (absolute names, ".."), hardlinks
+to outside, and device nodes when not root are refused with an error; DIR is
+then incomplete.
 
 Options:
-  --layer N|DIGEST   extract only this layer (0-based index or digest); repeatable
+  --layer N|DIGEST          extract only this layer (0-based index or digest); repeatable
+  --allow-non-empty         extract into a DIR that has content: the image's
+                            whiteouts may then delete files that are not the image's
+  --max-uncompressed BYTES  fail once the layers' uncompressed size passes BYTES
+                            (a guard against decompression bombs)
 
 Examples:
   containers-image-proxy extract oci:examples/hello-image:latest ./rootfs
   containers-image-proxy extract docker://registry.example.com/packages:1.2 ./pkgs --layer 2`;
 
 export async function run(args: string[]): Promise<void> {
-  const { values, positionals } = parseCommand(args, { layer: { type: 'string', multiple: true } });
+  const { values, positionals } = parseCommand(args, {
+    layer: { type: 'string', multiple: true },
+    'allow-non-empty': { type: 'boolean' },
+    'max-uncompressed': { type: 'string' },
+  });
   const [reference, dir, ...extra] = positionals;
   if (!reference || !dir || extra.length) throw new UsageError('extract takes IMAGE and DIR');
   const wanted = (values.layer as string[] | undefined) ?? [];
   await withImage(values, reference, async (proxy, image) => {
     const layers = selectLayers(await proxy.getLayerDiffIds(image), wanted);
-    const writer = new RootfsWriter(dir);
+    const maxUncompressed = values['max-uncompressed'] as string | undefined;
+    const writer = new RootfsWriter(dir, {
+      allowNonEmpty: values['allow-non-empty'] === true,
+      ...(maxUncompressed !== undefined && { maxUncompressedBytes: integer('--max-uncompressed', maxUncompressed, 0) }),
+    });
     const progress = createProgress({ quiet: values.quiet, json: values.json });
     try {
       for (const layer of layers) {
@@ -39,7 +56,10 @@ export async function run(args: string[]): Promise<void> {
         });
         progress.done(layer.digest);
       }
-      await writer.finish();
+      const report = await writer.finish();
+      for (const { name, entries, reason } of report.skippedXattrs) {
+        process.stderr.write(`extract: warning: xattr ${name} not applied to ${entries} entr${entries === 1 ? 'y' : 'ies'}: ${reason}\n`);
+      }
     } finally {
       progress.close();
     }
