@@ -43,21 +43,3 @@ export async function writeAtomically(path: string, source: Readable, meter: Met
     throw error;
   }
 }
-
-/** Runs `work` over `items` with at most `jobs` at a time, in order of start. */
-export async function forEachConcurrently<T>(items: readonly T[], jobs: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const index = next++;
-      try {
-        await work(items[index]!, index);
-      } catch (error) {
-        failed = true;
-        throw error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, items.length)) }, worker));
-}
