@@ -167,10 +167,12 @@ export class UnsupportedOperationError extends ImageProxyError {
     readonly operation: string,
     readonly requiredVersion: string,
     readonly actualVersion: string,
+    options?: ErrorOptions,
   ) {
     super(
       `${operation} needs image proxy protocol ${requiredVersion} or newer, but this skopeo speaks ${actualVersion}: ` +
         `use a newer skopeo (skopeoCommand)`,
+      options,
     );
   }
 }

@@ -1,10 +1,11 @@
 /** The containers-image-proxy command, end to end through the built bin against real skopeo. */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import { SKOPEO, skopeo, tempDir } from './support/env.js';
 import { buildImage, noise, type BuiltImage } from './support/oci-layout.js';
 
@@ -156,6 +157,158 @@ describe('cli: inspect, layers, blob', () => {
     assert.equal(run.status, 1);
     assert.match(run.stderr, /failed verification/);
     assert.deepEqual(readdirSync(dir.path).filter((name) => name.startsWith('out.bin')), []);
+  });
+});
+
+/** Runs the CLI without blocking this process (a FIFO needs a reader meanwhile). */
+function cliAsync(...args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args, '--skopeo', SKOPEO], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const stdout: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.once('error', reject);
+    child.once('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout: Buffer.concat(stdout), stderr });
+    });
+  });
+}
+
+/** Reads a FIFO to its end with cat(1); resolves with what came through, or null if nobody wrote within `ms`. */
+function readFifo(path: string, ms = 30_000): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const cat = spawn('cat', [path], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const chunks: Buffer[] = [];
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      cat.kill('SIGKILL');
+    }, ms);
+    cat.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    cat.once('error', reject);
+    cat.once('close', () => {
+      clearTimeout(timer);
+      resolve(timedOut ? null : Buffer.concat(chunks));
+    });
+  });
+}
+
+/** mknod needs root: say so as a skip rather than pass. */
+function requireRoot(t: TestContext): boolean {
+  if (process.getuid?.() === 0) return true;
+  t.skip('mknod needs root');
+  return false;
+}
+
+/** The names in `dir` other than `keep`: temporary files a write left behind. */
+function leftovers(dir: string, ...keep: string[]): string[] {
+  return readdirSync(dir).filter((name) => !keep.includes(name));
+}
+
+describe('cli: blob -o onto what already exists', () => {
+  const layer = () => image.layers[1]!; // 200 KB: more than a pipe holds, so a FIFO must be streamed
+
+  it('writes into an existing FIFO, which stays a FIFO', async () => {
+    using dir = tempDir();
+    const fifo = join(dir.path, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const [run, received] = await Promise.all([cliAsync('blob', image.reference, layer().digest, '-o', fifo), readFifo(fifo)]);
+    assert.equal(run.status, 0, run.stderr);
+    assert.ok(received, 'nothing was written into the FIFO');
+    assert.deepEqual(received, readFileSync(layer().path));
+    assert.ok(lstatSync(fifo).isFIFO(), 'still a FIFO');
+    assert.deepEqual(leftovers(dir.path, 'fifo'), []);
+  });
+
+  it('writes into an existing character device, which stays that device', async (t) => {
+    if (!requireRoot(t)) return;
+    using dir = tempDir();
+    const device = join(dir.path, 'null');
+    execFileSync('mknod', ['-m', '666', device, 'c', '1', '3']); // a copy of /dev/null; the real one is never touched
+    const before = lstatSync(device);
+    ok(await cliAsync('blob', image.reference, layer().digest, '-o', device));
+    const after = lstatSync(device);
+    assert.ok(after.isCharacterDevice(), 'still a character device');
+    assert.equal(after.rdev, before.rdev);
+    assert.equal(after.ino, before.ino, 'the same node, not a replacement');
+    assert.deepEqual(leftovers(dir.path, 'null'), []);
+  });
+
+  it('refuses a directory, a block device and a socket with a usage error naming them', async (t) => {
+    using dir = tempDir();
+    const directory = join(dir.path, 'a-directory');
+    mkdirSync(directory);
+    const socketPath = join(dir.path, 'a-socket');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    try {
+      const cases: Array<[string, RegExp]> = [
+        [directory, /is a directory/],
+        [socketPath, /is a socket/],
+      ];
+      if (process.getuid?.() === 0) {
+        execFileSync('mknod', [join(dir.path, 'a-block-device'), 'b', '7', '0']);
+        cases.push([join(dir.path, 'a-block-device'), /is a block device/]);
+      } else t.diagnostic('block device case not run: mknod needs root');
+      for (const [path, what] of cases) {
+        const before = lstatSync(path);
+        const run = await cliAsync('blob', image.reference, layer().digest, '-o', path);
+        assert.equal(run.status, 2, `${path}: ${run.stderr}`);
+        const first = run.stderr.split('\n')[0]!;
+        assert.ok(first.includes(path), `names the path: ${first}`);
+        assert.match(first, what);
+        const after = lstatSync(path);
+        assert.equal(after.ino, before.ino, `${path} is untouched`);
+        assert.equal(after.mode, before.mode);
+      }
+      assert.deepEqual(readdirSync(directory), []);
+      assert.deepEqual(leftovers(dir.path, 'a-directory', 'a-socket', 'a-block-device'), []);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('replaces a regular file atomically, keeping its mode', () => {
+    using dir = tempDir();
+    const file = join(dir.path, 'existing');
+    writeFileSync(file, 'old contents');
+    chmodSync(file, 0o640);
+    ok(cli('blob', image.reference, layer().digest, '-o', file));
+    assert.deepEqual(readFileSync(file), readFileSync(layer().path));
+    assert.equal(lstatSync(file).mode & 0o7777, 0o640);
+    assert.deepEqual(leftovers(dir.path, 'existing'), []);
+  });
+
+  it('follows a symlink and applies the same rules to its target; refuses a dangling one', async () => {
+    using dir = tempDir();
+    const file = join(dir.path, 'file');
+    writeFileSync(file, 'old');
+    symlinkSync('file', join(dir.path, 'to-file'));
+    ok(cli('blob', image.reference, layer().digest, '-o', join(dir.path, 'to-file')));
+    assert.equal(readlinkSync(join(dir.path, 'to-file')), 'file', 'the link stays a link');
+    assert.deepEqual(readFileSync(file), readFileSync(layer().path));
+
+    const fifo = join(dir.path, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    symlinkSync(fifo, join(dir.path, 'to-fifo'));
+    const [run, received] = await Promise.all([cliAsync('blob', image.reference, layer().digest, '-o', join(dir.path, 'to-fifo')), readFifo(fifo)]);
+    assert.equal(run.status, 0, run.stderr);
+    assert.deepEqual(received, readFileSync(layer().path));
+    assert.ok(lstatSync(fifo).isFIFO());
+
+    mkdirSync(join(dir.path, 'sub'));
+    symlinkSync('sub', join(dir.path, 'to-dir'));
+    symlinkSync('missing', join(dir.path, 'dangling'));
+    for (const [name, what] of [['to-dir', /is a symlink to .*sub, which is a directory/], ['dangling', /is a symlink to .*missing, which does not exist/]] as const) {
+      const refused = cli('blob', image.reference, layer().digest, '-o', join(dir.path, name));
+      assert.equal(refused.status, 2, refused.stderr);
+      assert.match(refused.stderr.split('\n')[0]!, what);
+    }
+    assert.ok(!existsSync(join(dir.path, 'missing')));
+    assert.deepEqual(leftovers(dir.path, 'file', 'to-file', 'fifo', 'to-fifo', 'sub', 'to-dir', 'dangling'), []);
   });
 });
 

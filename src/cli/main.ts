@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `containers-image-proxy` command: inspect, layers, blob, pull and
- * extract, built only on the library's public API.
+ * extract, built on the library's public API and on its OCI layout module
+ * (src/oci-layout.ts, not public yet).
  * Exit codes: 0 success, 1 operational error, 2 usage error.
  */
 import { readFileSync } from 'node:fs';

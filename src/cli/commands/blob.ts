@@ -1,13 +1,20 @@
 import { pipeline } from 'node:stream/promises';
 import { parseCommand, integer, UsageError } from '../options.js';
 import { createProgress } from '../progress.js';
-import { transferWithRetry, withImage, writeAtomically } from '../session.js';
+import { outputTarget, transferWithRetry, withImage, writeOutput } from '../session.js';
 
 export const help = `Usage: containers-image-proxy blob IMAGE DIGEST [--size N] [-o FILE]
 
 Writes one verified blob (a layer or the config) to stdout or FILE. The size
 is looked up in the manifest when --size is not given. If the bytes do not
 match DIGEST the command fails and FILE is not created.
+
+FILE may be a new name or a regular file: the blob goes to a temporary name
+beside it and is renamed over it once verified (a replaced file keeps its
+mode). An existing FIFO or character device (e.g. /dev/null) is written
+directly and stays what it is; bytes written before a failure stay written,
+and there is no retry. A symlink is followed and its target treated the same
+way. A directory, block device, socket or dangling symlink is refused (exit 2).
 
 Options:
   --size N         the blob's size in bytes
@@ -22,6 +29,8 @@ export async function run(args: string[]): Promise<void> {
   const [reference, digest, ...extra] = positionals;
   if (!reference || !digest || extra.length) throw new UsageError('blob takes IMAGE and DIGEST');
   const output = values.output as string | undefined;
+  // Judged before anything is fetched, so a refused FILE costs no transfer.
+  const target = output === undefined ? undefined : await outputTarget(output);
   await withImage(values, reference, async (proxy, image) => {
     let size = values.size === undefined ? undefined : integer('--size', values.size as string, 0);
     if (size === undefined) {
@@ -34,8 +43,11 @@ export async function run(args: string[]): Promise<void> {
     const progress = createProgress({ quiet: values.quiet || !output, json: values.json });
     progress.start(digest, digest.slice(0, 19), size);
     const expected = size;
-    if (output) {
-      await transferWithRetry(values, progress, digest, async () => writeAtomically(output, await proxy.getBlob(image, digest, expected), progress.meter(digest)));
+    if (target?.kind === 'replace') {
+      await transferWithRetry(values, progress, digest, async () => writeOutput(target, await proxy.getBlob(image, digest, expected), progress.meter(digest)));
+    } else if (target) {
+      // Bytes already in a FIFO or device cannot be taken back: no retry here.
+      await writeOutput(target, await proxy.getBlob(image, digest, expected), progress.meter(digest));
     } else {
       // Bytes already on stdout cannot be taken back: no retry here.
       await pipeline(await proxy.getBlob(image, digest, size), progress.meter(digest), process.stdout, { end: false });

@@ -1,13 +1,7 @@
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { Descriptor, ImageManifest } from '../../index.js';
-import { integer, parseCommand, UsageError } from '../options.js';
+import { OciLayoutWriter, checkTag, pullImage, type PulledImage } from '../../oci-layout.js';
+import { integer, parseCommand, UsageError, type GlobalValues } from '../options.js';
 import { createProgress } from '../progress.js';
-import { forEachConcurrently, transferWithRetry, withImage, writeAtomically } from '../session.js';
+import { transferWithRetry, withImage } from '../session.js';
 
 export const help = `Usage: containers-image-proxy pull IMAGE DIR [--tag T] [--jobs N]
        containers-image-proxy pull IMAGE --to-devnull [--jobs N]
@@ -16,10 +10,17 @@ Writes IMAGE as an OCI image layout in DIR (created if needed; an existing
 layout gains the image), tagged T (default: the tag of IMAGE, else latest).
 Every blob is verified before it is renamed into place.
 
+The manifest written describes exactly the blobs written, so it is a new one
+(another digest than the source's) when the proxy converted a Docker
+manifest to OCI, when a layer's media type did not name its compression (a
+docker-archive: layer is plain tar), or when the source serves other blobs
+than its manifest lists (containers-storage:). pull then says so on stderr
+(unless --quiet), and in a "manifest" event with --json.
+
 Options:
   --tag T          the tag in DIR's index.json
   --jobs N         fetch N blobs at a time (default 3)
-  --to-devnull     fetch and verify every layer, write nothing
+  --to-devnull     fetch and verify every blob, write nothing
 
 Examples:
   containers-image-proxy pull docker://quay.io/fedora/fedora:42 ./fedora
@@ -40,57 +41,41 @@ export async function run(args: string[]): Promise<void> {
   const jobs = integer('--jobs', values.jobs as string | undefined, 3);
   if (jobs < 1) throw new UsageError('--jobs must be at least 1');
   const tag = (values.tag as string | undefined) ?? tagOf(reference);
+  try {
+    checkTag(tag);
+  } catch (error) {
+    throw new UsageError(`--tag: ${(error as Error).message}`);
+  }
 
   await withImage(values, reference, async (proxy, image) => {
-    const { raw } = await proxy.fetchManifestRaw(image);
-    const manifest = JSON.parse(raw.toString('utf8')) as ImageManifest;
-    const blobs: Descriptor[] = toDevNull ? manifest.layers : [manifest.config, ...manifest.layers];
+    const layout = dir === undefined ? null : await OciLayoutWriter.open(dir);
     const progress = createProgress({ quiet: values.quiet, json: values.json });
+    let pulled: PulledImage;
     try {
-      await forEachConcurrently(blobs, jobs, async (descriptor) => {
-        const path = dir === undefined ? undefined : blobPath(dir, descriptor.digest);
-        if (path && existsSync(path)) return; // blobs are content-addressed: already there and verified
-        progress.start(descriptor.digest, descriptor.digest.slice(0, 19), descriptor.size);
-        await transferWithRetry(values, progress, descriptor.digest, async () => {
-          const stream = await proxy.getDescriptor(image, descriptor);
-          if (path) await writeAtomically(path, stream, progress.meter(descriptor.digest));
-          else await pipeline(stream, progress.meter(descriptor.digest), new Writable({ write: (_chunk, _encoding, done) => done() }));
-        });
-        progress.done(descriptor.digest);
+      pulled = await pullImage(proxy, image, layout, {
+        tag,
+        jobs,
+        onBlobStart: (blob) => progress.start(blob.digest, blob.digest.slice(0, 19), blob.size),
+        onBlobDone: (blob) => progress.done(blob.digest),
+        step: (blob) => progress.meter(blob.digest),
+        transfer: (blob, attempt) => transferWithRetry(values, progress, blob.digest, attempt),
       });
     } finally {
       progress.close();
     }
-    if (dir !== undefined) await writeLayout(dir, raw, manifest, tag);
+    if (layout) reportManifest(values, pulled, tag);
   });
 }
 
-function blobPath(dir: string, digest: string): string {
-  const [algorithm, hex] = digest.split(':');
-  if (!algorithm || !hex || !/^[a-f0-9]+$/.test(hex)) throw new Error(`the manifest names an invalid digest ${JSON.stringify(digest)}`);
-  return join(dir, 'blobs', algorithm, hex);
-}
-
-/** Stores the manifest and points index.json's `tag` at it. */
-async function writeLayout(dir: string, raw: Buffer, manifest: ImageManifest, tag: string): Promise<void> {
-  const digest = `sha256:${createHash('sha256').update(raw).digest('hex')}`;
-  await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
-  await writeFile(blobPath(dir, digest), raw);
-  await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  const indexPath = join(dir, 'index.json');
-  const index = existsSync(indexPath)
-    ? (JSON.parse(await readFile(indexPath, 'utf8')) as { manifests?: Descriptor[] })
-    : { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] };
-  const refName = 'org.opencontainers.image.ref.name';
-  index.manifests = (index.manifests ?? []).filter((entry) => entry.annotations?.[refName] !== tag);
-  index.manifests.push({
-    mediaType: manifest.mediaType ?? 'application/vnd.oci.image.manifest.v1+json',
-    digest,
-    size: raw.length,
-    annotations: { [refName]: tag },
-  });
-  await writeFile(`${indexPath}.tmp`, JSON.stringify(index, null, 2));
-  await rename(`${indexPath}.tmp`, indexPath);
+/** Tells when the manifest written is not the source's: one line, or a JSON event. */
+function reportManifest(values: GlobalValues, pulled: PulledImage, tag: string): void {
+  const changed = pulled.digest !== pulled.sourceDigest;
+  if (values.json) {
+    const { digest, size, sourceDigest, changes } = pulled;
+    process.stderr.write(JSON.stringify({ event: 'manifest', tag, digest, size, sourceDigest, changed, changes }) + '\n');
+  } else if (changed && !values.quiet) {
+    process.stderr.write(`containers-image-proxy: wrote manifest ${pulled.digest}, not the source's ${pulled.sourceDigest}: ${pulled.changes.join('; ')}\n`);
+  }
 }
 
 /** The tag of a reference like `docker://host/repo:tag` or `oci:dir:tag`, else `latest`. */
