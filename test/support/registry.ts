@@ -42,6 +42,8 @@ export interface PushOptions {
   all?: boolean;
   /** Sign the pushed manifest with this key (`--sign-by`), storing the signature in its lookaside dir. */
   signer?: GpgSigner;
+  /** The manifest format to push (`--format`): Docker's v2s2 or OCI. Default: as the source has it. */
+  format?: 'v2s2' | 'oci';
 }
 
 /** Result of running a command with {@link run}. */
@@ -246,6 +248,7 @@ export class TestRegistry {
     const global = ['--insecure-policy'];
     const args = ['copy', '--quiet', '--retry-times=0', ...this.skopeoFlags('dest')];
     if (options.all) args.push('--all');
+    if (options.format) args.push(`--format=${options.format}`);
     let env: NodeJS.ProcessEnv | undefined;
     if (options.signer) {
       global.push(`--registries.d=${options.signer.registriesDir}`);
