@@ -70,11 +70,12 @@ SKOPEO22=$ROOT/.cache/skopeo-matrix/bin/skopeo-1.22
 log() { echo "real-images: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-[[ -x $SKOPEO22 ]] || die "$SKOPEO22 missing: run scripts/skopeo-matrix.sh first"
+VERSIONS=$(debootstrap --version && umoci --version && buildah --version && "$SKOPEO" --version) ||
+  die "debootstrap, umoci, buildah and skopeo are needed (scripts/setup.sh installs them)"
+VERSIONS+=$'\n'$("$SKOPEO22" --version) || die "$SKOPEO22 does not run: run scripts/skopeo-matrix.sh first"
 mkdir -p "$ROOT/.cache/real-images"
 OUT=$(cd -P "$ROOT/.cache/real-images" && pwd)
-KEY=$({ cat "$SELF"; debootstrap --version; umoci --version; buildah --version
-        "$SKOPEO" --version; "$SKOPEO22" --version; } | sha256sum | cut -c1-16)
+KEY=$({ cat "$SELF"; echo "$VERSIONS"; } | sha256sum | cut -c1-16)
 DIR=$OUT/$KEY
 
 if [[ ${1:-} == --print-dir ]]; then
