@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian 12 machine (as root) for this project: the system
 # packages the tests and examples use, three skopeo releases (see
-# skopeo-matrix.sh), and the npm dependencies with the native addon.
+# skopeo-matrix.sh), the real-image fixtures (see real-images.sh), and the npm
+# dependencies with the native addon.
 # Idempotent: a second run installs nothing.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +21,13 @@ declare -A NEEDED=(
   [make]=make
   [g++]=g++
   [python3]=python3
+  # scripts/real-images.sh (podman: not used by it, kept for manual checks)
+  [debootstrap]=debootstrap
+  [umoci]=umoci
+  [buildah]=buildah
+  [podman]=podman
+  [setfattr]=attr
+  [setcap]=libcap2-bin
 )
 missing=()
 for command in "${!NEEDED[@]}"; do
@@ -33,6 +41,7 @@ if ((${#missing[@]})); then
 fi
 
 bash scripts/skopeo-matrix.sh >/dev/null
+bash scripts/real-images.sh >/dev/null
 
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json || ! -f build/Release/seqpacket.node ]]; then
   npm ci --no-fund --no-audit
