@@ -21,7 +21,7 @@ declare -A NEEDED=(
   [make]=make
   [g++]=g++
   [python3]=python3
-  # scripts/real-images.sh (podman: not used by it, kept for manual checks)
+  # scripts/real-images.sh, and podman's store as a source
   [debootstrap]=debootstrap
   [umoci]=umoci
   [buildah]=buildah

@@ -13,7 +13,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -42,10 +43,59 @@ function loadFixtures(): FixtureImage[] {
 const images = loadFixtures();
 const isRoot = process.getuid?.() === 0;
 
+function cli(...args: string[]): string {
+  const run = spawnSync(process.execPath, [BIN, ...args, '--skopeo', SKOPEO, '--quiet'], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  if (run.status !== 0) throw new Error(`${args.join(' ')} failed (exit ${run.status}): ${run.stderr}`);
+  return run.stderr;
+}
+
 function extract(source: string, dir: string, ...flags: string[]): void {
-  const run = spawnSync(process.execPath, [BIN, 'extract', source, dir, '--skopeo', SKOPEO, '--quiet', ...flags], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
-  if (run.status !== 0) throw new Error(`extract ${source} failed (exit ${run.status}): ${run.stderr}`);
-  assert.equal(run.stderr, '', 'as root nothing is skipped, so nothing is warned about');
+  assert.equal(cli('extract', source, dir, ...flags), '', 'as root nothing is skipped, so nothing is warned about');
+}
+
+/** Every blob of an OCI layout hashes to its name; returns the tag's manifest digest. */
+function verifyLayout(layout: string, tag: string): string {
+  const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> };
+  const entry = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag);
+  assert.ok(entry, `index.json names ${tag}`);
+  const blobs = join(layout, 'blobs', 'sha256');
+  for (const name of readdirSync(blobs)) {
+    assert.equal(createHash('sha256').update(readFileSync(join(blobs, name))).digest('hex'), name, `blob ${name} holds what its name says`);
+  }
+  return entry.digest;
+}
+
+/**
+ * `umoci unpack`; umoci 0.4.7 (Debian 12) reads no zstd layers, so a zstd
+ * layout is first recompressed to gzip by skopeo, another independent tool.
+ */
+function umociUnpack(layout: string, tag: string, bundle: string): void {
+  const unpack = (image: string) => spawnSync('umoci', ['unpack', '--image', image, bundle], { encoding: 'utf8' });
+  let run = unpack(`${layout}:${tag}`);
+  if (run.status !== 0 && /not correct mediatype: application\/vnd\.oci\.image\.layer\.v1\.tar\+zstd/.test(run.stderr)) {
+    execFileSync('skopeo', ['copy', '--quiet', '--dest-compress-format=gzip', `oci:${layout}:${tag}`, `oci:${layout}-gzip:${tag}`]);
+    run = unpack(`${layout}-gzip:${tag}`);
+  }
+  if (run.status !== 0) throw new Error(`umoci unpack ${layout}:${tag} failed: ${run.stderr}`);
+}
+
+/** Manifest digests whose umoci unpack was already compared in this run. */
+const unpacked = new Set<string>();
+
+/**
+ * A file in the host's /tmp where the layered image's `var/tmp -> /tmp`
+ * layer, followed by a whiteout below it, would delete it if the whiteout
+ * went through the symlink to the host.
+ */
+function hostCanary(): { check(): void } {
+  const path = '/tmp/.fixture-canary';
+  writeFileSync(path, 'host');
+  return {
+    check() {
+      assert.equal(readFileSync(path, 'utf8'), 'host', 'the host file below the symlink target is untouched');
+      rmSync(path);
+    },
+  };
 }
 
 /**
@@ -65,7 +115,7 @@ function reference(image: FixtureImage): Snapshot {
   return cached;
 }
 
-describe('real images: extract equals umoci unpack', { skip: isRoot ? false : 'umoci unpack and device nodes need root (CI runs as root)' }, () => {
+describe('real images: extract and pull equal umoci unpack', { skip: isRoot ? false : 'umoci unpack and device nodes need root (CI runs as root)' }, () => {
   let registry: TestRegistry;
   const pushed = new Map<string, Record<string, string>>();
 
@@ -91,12 +141,26 @@ describe('real images: extract equals umoci unpack', { skip: isRoot ? false : 'u
     describe(image.name, () => {
       const sources = () => ({ ...image.sources, ...pushed.get(image.name) });
       for (const kind of [...Object.keys(image.sources), 'registry (OCI)', 'registry (v2s2)']) {
-        it(`from ${kind}`, () => {
+        const flags = kind.startsWith('registry') ? ['--tls-verify=false'] : [];
+        it(`extract from ${kind}`, () => {
           using dir = tempDir();
           const target = join(dir.path, 'rootfs');
-          const flags = kind.startsWith('registry') ? ['--tls-verify=false'] : [];
+          const canary = hostCanary();
           extract(sources()[kind]!, target, ...flags);
+          canary.check();
           assertSameTree(snapshot(target), reference(image), `${image.name} from ${kind} vs umoci unpack`, { ignore: umociOnly });
+        });
+        it(`pull from ${kind}: a layout skopeo and umoci read, unpacking to the same tree`, () => {
+          using dir = tempDir();
+          const layout = join(dir.path, 'layout');
+          cli('pull', sources()[kind]!, layout, '--tag', 'pulled', ...flags);
+          const digest = verifyLayout(layout, 'pulled');
+          const inspected = JSON.parse(execFileSync(SKOPEO, ['inspect', `oci:${layout}:pulled`], { encoding: 'utf8' })) as { Digest: string; Layers: string[] };
+          assert.equal(inspected.Digest, digest);
+          if (unpacked.has(digest)) return; // the same verified manifest and blobs: the same image, already unpacked
+          umociUnpack(layout, 'pulled', join(dir.path, 'bundle'));
+          assertSameTree(snapshot(join(dir.path, 'bundle', 'rootfs')), reference(image), `umoci unpack of ${image.name} pulled from ${kind}`, { ignore: umociOnly });
+          unpacked.add(digest);
         });
       }
     });
