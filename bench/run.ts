@@ -13,6 +13,7 @@ import { concurrency } from './scenarios/concurrency.js';
 import { memory } from './scenarios/memory.js';
 import { metadata } from './scenarios/metadata.js';
 import { extractToDisk, pullToDisk } from './scenarios/pull.js';
+import { realRootfs, tinyFiles } from './scenarios/real-extract.js';
 import { scaling } from './scenarios/scaling.js';
 import { streaming } from './scenarios/streaming.js';
 import { table } from './stats.js';
@@ -24,6 +25,8 @@ const SCENARIO_FUNCTIONS: Record<ScenarioName, Scenario> = {
   memory,
   pull: pullToDisk,
   extract: extractToDisk,
+  'real-rootfs': realRootfs,
+  'tiny-files': tinyFiles,
   scaling,
 };
 

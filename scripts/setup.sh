@@ -28,6 +28,8 @@ declare -A NEEDED=(
   [podman]=podman
   [setfattr]=attr
   [setcap]=libcap2-bin
+  # bench: peak RSS of extract
+  [/usr/bin/time]=time
 )
 missing=()
 for command in "${!NEEDED[@]}"; do
