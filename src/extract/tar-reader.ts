@@ -49,6 +49,7 @@ export class TarFormatError extends Error {
 }
 
 const BLOCK = 512;
+const EMPTY = Buffer.alloc(0);
 /** PAX and GNU long-name headers are buffered whole: cap them. */
 const MAX_META_BYTES = 8 * 1024 * 1024;
 const MAX_SPARSE_SEGMENTS = 1_000_000;
@@ -87,7 +88,7 @@ interface Pending {
 export class TarReader {
   readonly #sink: TarSink;
   #state: State = { kind: 'header' };
-  #carry: Buffer = Buffer.alloc(0);
+  #carry: Buffer = EMPTY;
   #pending: Pending = newPending();
   #zeroBlocks = 0;
   /** Bytes consumed so far: archive offsets in error messages. */
@@ -103,12 +104,23 @@ export class TarReader {
   }
 
   push(chunk: Buffer): void {
-    let input = this.#carry.length ? Buffer.concat([this.#carry, chunk]) : chunk;
-    this.#carry = Buffer.alloc(0);
+    let input = chunk;
+    if (this.#carry.length > 0) {
+      // A block was split between chunks: complete just that block, not a copy of the whole chunk.
+      const missing = BLOCK - this.#carry.length;
+      if (input.length < missing) {
+        this.#carry = Buffer.concat([this.#carry, input]);
+        return;
+      }
+      const block = Buffer.concat([this.#carry, input.subarray(0, missing)]);
+      this.#carry = EMPTY;
+      this.#offset += this.#step(block); // every state that waits for a whole block takes exactly one
+      input = input.subarray(missing);
+    }
     while (input.length > 0 && this.#state.kind !== 'end') {
       const used = this.#step(input);
       if (used === 0) {
-        this.#carry = Buffer.from(input); // a partial block: wait for more (copy: the chunk may be reused)
+        this.#carry = Buffer.from(input); // less than a block: wait for more (copied: the chunk may be reused)
         return;
       }
       this.#offset += used;
