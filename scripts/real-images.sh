@@ -75,7 +75,7 @@ VERSIONS=$(debootstrap --version && umoci --version && buildah --version && "$SK
 VERSIONS+=$'\n'$("$SKOPEO22" --version) || die "$SKOPEO22 does not run: run scripts/skopeo-matrix.sh first"
 mkdir -p "$ROOT/.cache/real-images"
 OUT=$(cd -P "$ROOT/.cache/real-images" && pwd)
-KEY=$({ cat "$SELF"; echo "$VERSIONS"; } | sha256sum | cut -c1-16)
+KEY=$({ cat "$SELF" "$(dirname "$SELF")/lib/debian-mirror.sh"; echo "$VERSIONS"; } | sha256sum | cut -c1-16)
 DIR=$OUT/$KEY
 
 if [[ ${1:-} == --print-dir ]]; then
@@ -131,23 +131,7 @@ timed() { # <label> <command...>
 }
 
 # --- the Debian mirror the machine already uses (never hard-coded) -------
-# Same rule as skopeo-matrix.sh: the deb822 stanza or one-line entry for the
-# host's own codename, which excludes -security / -updates entries.
-mirror() {
-  local codename
-  codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
-  shopt -s nullglob
-  local files=(/etc/apt/sources.list.d/*.sources) lists=(/etc/apt/sources.list /etc/apt/sources.list.d/*.list)
-  shopt -u nullglob
-  { ((${#files[@]})) && awk -v RS= -v c="$codename" '
-      /(^|\n)Enabled: *no/ { next }
-      match($0, /(^|\n)Suites:[^\n]*/) && (" " substr($0, RSTART, RLENGTH) " ") ~ (" " c " ") &&
-      match($0, /(^|\n)URIs: *[^ \n]+/) { u = substr($0, RSTART, RLENGTH); sub(/.*URIs: */, "", u); print u; exit }
-    ' "${files[@]}"
-    for f in "${lists[@]}"; do [[ ! -f $f ]] || sed -E 's/\[[^]]*\]//' "$f"; done |
-      awk -v c="$codename" '$1 == "deb" && $3 == c { print $2; exit }'
-  } | awk 'NR == 1'
-}
+source "$(dirname "$SELF")/lib/debian-mirror.sh"
 
 # Copy a tree preserving owners, modes, xattrs, hardlinks, devices, mtimes.
 copy_tree() { # <from> <to>

@@ -26,24 +26,8 @@ if [[ ! -x /usr/bin/skopeo ]]; then
 fi
 [[ -f /etc/containers/policy.json ]] || die "/etc/containers/policy.json missing (containers-common)"
 
-# The Debian mirror the machine already uses (never hard-coded here): the
-# deb822 stanza or one-line entry for the host's own codename, which excludes
-# -security / -updates entries.
-mirror() {
-  local codename
-  codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
-  shopt -s nullglob
-  local files=(/etc/apt/sources.list.d/*.sources) lists=(/etc/apt/sources.list /etc/apt/sources.list.d/*.list)
-  shopt -u nullglob
-  { ((${#files[@]})) && awk -v RS= -v c="$codename" '
-      /(^|\n)Enabled: *no/ { next }
-      match($0, /(^|\n)Suites:[^\n]*/) && (" " substr($0, RSTART, RLENGTH) " ") ~ (" " c " ") &&
-      match($0, /(^|\n)URIs: *[^ \n]+/) { u = substr($0, RSTART, RLENGTH); sub(/.*URIs: */, "", u); print u; exit }
-    ' "${files[@]}"
-    for f in "${lists[@]}"; do [[ ! -f $f ]] || sed -E 's/\[[^]]*\]//' "$f"; done |
-      awk -v c="$codename" '$1 == "deb" && $3 == c { print $2; exit }'
-  } | awk 'NR == 1'
-}
+# The Debian mirror the machine already uses (never hard-coded here).
+source "$(dirname "${BASH_SOURCE[0]}")/lib/debian-mirror.sh"
 
 # Only the library packages of skopeo's dependency closure: the Go binary needs
 # nothing else (containers-common etc. are configuration, taken from the host).
