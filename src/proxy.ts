@@ -651,6 +651,7 @@ const NOT_FOUND_PATTERNS = [
   /manifest\.json: no such file or directory/i, // dir:
   /creating temp directory: (open [^:]+: no such file or directory|archive file not found)/i, // oci-archive:
   /^opening file "[^"]*": open [^:]+: no such file or directory$/i, // docker-archive:
+  /does not resolve to an image ID/i, // containers-storage: not in this store (or stored with another driver)
 ];
 
 /** Whether a proxy error message says the image does not exist. */
