@@ -8,6 +8,7 @@ import { needsFeatureProbe, planSpawn, type ImageProxyConfig, type SpawnPlan } f
 import {
   BlobVerificationError,
   ImageClosedError,
+  ImageNotFoundError,
   InvalidArgumentError,
   ProtocolError,
   ProxyClosedError,
@@ -35,6 +36,7 @@ import {
 import { RetryingBlobStream, withRetry, type RetryPolicy } from './retry.js';
 import { findSetpriv, probeFeatures, spawnChild, type SpawnedChild } from './spawn.js';
 import { FinishPipeBlobStream, hashAlgorithm, RawBlobStream, readPipe, type BlobStream, type BlobTransfer } from './streams.js';
+import { storeNotFoundHint } from './storage.js';
 import { closeFds, Transport, type ReplyShape } from './transport.js';
 
 /** Options every potentially slow call accepts. */
@@ -212,11 +214,21 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
   /**
    * Opens an image by any containers/image reference (`docker://…`, `oci:…`,
    * `oci-archive:…`, `dir:…`, `docker-archive:…`, `containers-storage:…`).
-   * @throws {RequestError} not found, unauthorized, policy rejection, malformed reference.
+   * @throws {ImageNotFoundError} the image is not there (for `containers-storage:`,
+   *   the message says how to name another store or driver).
+   * @throws {RequestError} unauthorized, policy rejection, malformed reference.
    */
   async openImage(reference: string, options: CallOptions = {}): Promise<OpenedImage> {
     checkReference(reference);
-    const reply = await this.#call('OpenImage', () => [reference], 'plain', options.signal, closeAbandonedImage);
+    let reply: Reply;
+    try {
+      reply = await this.#call('OpenImage', () => [reference], 'plain', options.signal, closeAbandonedImage);
+    } catch (error) {
+      if (error instanceof RequestError && isNotFound(error.serverMessage)) {
+        throw new ImageNotFoundError(reference, error.method, error.serverMessage, error.code, { cause: error, hint: storeNotFoundHint(reference) });
+      }
+      throw error;
+    }
     return this.#track(new OpenedImage(this, expectUint('OpenImage', reply.value), reference));
   }
 

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ImageProxy } from '../src/index.js';
+import { ImageNotFoundError, ImageProxy } from '../src/index.js';
 import { baseConfig, tempDir } from './support/env.js';
 import { buildImage, noise, type BuiltImage, type LayerSpec } from './support/oci-layout.js';
 
@@ -103,5 +103,20 @@ describe('containers-storage: missing images and other stores', () => {
     const image = await proxy.openImageOptional(reference);
     assert.ok(image);
     await image.close();
+  });
+
+  it('openImage: an image stored with another driver is not found, and the error shows the [DRIVER@ROOT+RUNROOT] form', async () => {
+    await using proxy = await ImageProxy.spawn(baseConfig());
+    const overlay = inStore(NAME, 'overlay');
+    const error = await proxy.openImage(overlay).then(
+      () => assert.fail('an image pulled with vfs must not be found through the overlay driver'),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof ImageNotFoundError, String(error));
+    assert.equal(error.reference, overlay);
+    assert.match(error.serverMessage, /does not resolve to an image ID/);
+    assert.match(error.message, /may be in another store or storage driver/);
+    assert.ok(error.message.includes(`containers-storage:[vfs@${ROOT}+${RUNROOT}]${NAME}`), error.message);
+    assert.equal(await proxy.openImageOptional(overlay), null, 'and openImageOptional says it is not there');
   });
 });
