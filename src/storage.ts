@@ -6,6 +6,9 @@
  * storage.conf is used (for root: overlay in /var/lib/containers/storage).
  */
 
+import type { ConvertedLayerInfo, Descriptor } from './oci.js';
+import { UNKNOWN_SIZE } from './protocol.js';
+
 export const STORAGE_TRANSPORT = 'containers-storage:';
 
 /** The media type of the uncompressed layers a store serves. */
@@ -83,3 +86,19 @@ export function storeNotFoundHint(reference: string): string | undefined {
 export const STORE_BLOB_HINT =
   'containers-storage keeps layers uncompressed and serves them under their diff_ids, not the compressed digests ' +
   'its manifest names: fetch the blobs getLayerInfo() (CLI: layers) lists';
+
+/**
+ * The blobs a store serves, for a proxy without GetLayerInfo (before 0.2.5):
+ * it keeps each layer uncompressed, under its diff_id, and no call before
+ * 0.2.5 reports those sizes, so they are -1 (unknown; `getBlob` learns them).
+ * A layer the manifest already names by its diff_id (an image built locally,
+ * e.g. by buildah, stores what its manifest describes) keeps the manifest's
+ * descriptor, size included.
+ */
+export function storeLayers(manifestLayers: readonly Descriptor[], diffIds: readonly string[]): ConvertedLayerInfo[] {
+  return diffIds.map((diffId, i) => {
+    const layer = manifestLayers[i];
+    if (layer?.digest === diffId) return { digest: layer.digest, size: layer.size, mediaType: layer.mediaType };
+    return { digest: diffId, size: UNKNOWN_SIZE, mediaType: UNCOMPRESSED_LAYER };
+  });
+}

@@ -6,20 +6,27 @@
  * the config's diff_ids, not the gzip blobs its manifest names.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
-import { ImageNotFoundError, ImageProxy } from '../src/index.js';
-import { baseConfig, tempDir } from './support/env.js';
-import { buildImage, noise, type BuiltImage, type LayerSpec } from './support/oci-layout.js';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import { ImageNotFoundError, ImageProxy, RequestError, type BlobTransfer } from '../src/index.js';
+import { baseConfig, SKOPEO, tempDir } from './support/env.js';
+import { buildImage, noise, sha256, type BuiltImage, type LayerSpec } from './support/oci-layout.js';
+import { assertSameTree, snapshot } from './support/tree.js';
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js');
 
 const scratch = tempDir('cip-storage-test-');
 
-/** Three gzip layers: whiteouts, an opaque dir, a symlink, a hardlink, modes. */
+/** Three gzip layers: the root's own entry, whiteouts, an opaque dir, a symlink, a hardlink, modes. */
 const LAYERS: LayerSpec[] = [
   {
     entries: [
+      { type: 'dir', name: './', mode: 0o755 },
       { type: 'dir', name: 'bin/' },
       { type: 'dir', name: 'etc/' },
       { type: 'dir', name: 'opt/' },
@@ -61,12 +68,34 @@ function inStore(name: string, driver = 'vfs', root = ROOT, runroot = RUNROOT): 
   return `containers-storage:[${driver}@${root}+${runroot}]${name}`;
 }
 
+const TAR = 'application/vnd.oci.image.layer.v1.tar';
+
 let source: BuiltImage;
 /** The image in the private store. */
 let reference: string;
+/** Each layer's uncompressed tar: what the store serves. */
+let tars: Buffer[];
+
+interface Run {
+  status: number | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** The built CLI with the skopeo under test. */
+function cli(...args: string[]): Run {
+  const result = spawnSync(process.execPath, [BIN, ...args, '--skopeo', SKOPEO], { timeout: 120_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr.toString() };
+}
+
+function ok(run: Run): Run {
+  assert.equal(run.status, 0, `exit ${run.status}: ${run.stderr}`);
+  return run;
+}
 
 before(() => {
   source = buildImage(join(scratch.path, 'oci'), 'v1', LAYERS);
+  tars = source.layers.map((layer) => gunzipSync(readFileSync(layer.path)));
   reference = inStore(NAME);
   // Seeded by the system's skopeo: containers-storage re-executes its own
   // binary to apply layers, which the matrix's loader-run releases cannot.
@@ -118,5 +147,84 @@ describe('containers-storage: missing images and other stores', () => {
     assert.match(error.message, /may be in another store or storage driver/);
     assert.ok(error.message.includes(`containers-storage:[vfs@${ROOT}+${RUNROOT}]${NAME}`), error.message);
     assert.equal(await proxy.openImageOptional(overlay), null, 'and openImageOptional says it is not there');
+  });
+});
+
+describe('containers-storage: the blobs the store serves', () => {
+  it('getLayerInfo and getLayerDiffIds name the uncompressed layers (the diff_ids), in order', async () => {
+    await using proxy = await ImageProxy.spawn(baseConfig());
+    await using image = await proxy.openImage(reference);
+    const layers = await proxy.getLayerDiffIds(image);
+    const diffIds = source.layers.map((layer) => layer.diffId);
+    assert.deepEqual(layers.map((layer) => layer.digest), diffIds);
+    assert.deepEqual(layers.map((layer) => layer.diffId), diffIds);
+    assert.deepEqual(layers.map((layer) => layer.mediaType), [TAR, TAR, TAR]);
+    // Before GetLayerInfo (0.2.5) nothing tells the uncompressed sizes: they are learnt when fetched.
+    const sizes = proxy.supports('GetLayerInfo') ? tars.map((tar) => tar.length) : [-1, -1, -1];
+    assert.deepEqual(layers.map((layer) => layer.size), sizes);
+    assert.deepEqual(await proxy.getLayerInfo(image), layers.map(({ digest, size, mediaType }) => ({ digest, size, mediaType })));
+    for (const [i, layer] of layers.entries()) {
+      const stream = await proxy.getBlob(image, layer.digest, layer.size);
+      const bytes = await buffer(stream);
+      assert.equal(sha256(bytes), layer.diffId, `layer ${i}`);
+      assert.equal(stream.expectedSize, tars[i]!.length, `layer ${i}: the stream knows the size once the proxy answered`);
+    }
+  });
+
+  it('getBlob with the size unknown: the proxy tells it, the digest is verified, with every transfer', async () => {
+    await using proxy = await ImageProxy.spawn(baseConfig());
+    await using image = await proxy.openImage(reference);
+    const transfers: BlobTransfer[] = proxy.supports('GetRawBlob') ? ['GetBlob', 'GetRawBlob'] : ['GetBlob'];
+    for (const transfer of transfers) {
+      for (const [i, layer] of source.layers.entries()) {
+        for (const size of [undefined, -1]) {
+          const stream = await proxy.getBlob(image, layer.diffId, size, { transfer });
+          assert.equal(stream.transfer, transfer);
+          assert.equal(stream.expectedSize, tars[i]!.length);
+          assert.deepEqual(await buffer(stream), tars[i], `${transfer}, layer ${i}, size ${size}`);
+        }
+      }
+    }
+    // Not only for the store: an OCI layout's compressed blob, size unknown.
+    await using layout = await proxy.openImage(source.reference);
+    const stream = await proxy.getBlob(layout, source.layers[0]!.digest);
+    assert.deepEqual(await buffer(stream), readFileSync(source.layers[0]!.path));
+    // And the proxy still works after all of those.
+    assert.equal((await proxy.fetchManifest(image)).digest, source.manifestDigest);
+  });
+
+  it('a compressed digest from the manifest: the error says the store serves the diff_ids', async () => {
+    await using proxy = await ImageProxy.spawn(baseConfig());
+    await using image = await proxy.openImage(reference);
+    const { manifest } = await proxy.fetchManifest(image);
+    assert.deepEqual(manifest.layers.map((layer) => layer.digest), source.layers.map((layer) => layer.digest), 'GetManifest: the manifest as pulled');
+    const layer = manifest.layers[0]!;
+    const error = await proxy.getBlob(image, layer.digest, layer.size).then(
+      (stream) => buffer(stream).then(() => assert.fail('the store does not hold the gzip blob')),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof RequestError, String(error));
+    assert.match(error.serverMessage, /locating item named/);
+    assert.match(error.message, /keeps layers uncompressed and serves them under their diff_ids/);
+  });
+});
+
+describe('containers-storage: extract', () => {
+  it('extract from the store equals extract of the same image from its oci: source, entry by entry', () => {
+    const fromStore = join(scratch.path, 'rootfs-store');
+    const fromLayout = join(scratch.path, 'rootfs-oci');
+    ok(cli('extract', reference, fromStore));
+    ok(cli('extract', source.reference, fromLayout));
+    const expected = snapshot(fromLayout);
+    assert.ok(expected.get('bin/alias') && expected.get('opt/fresh') && !expected.has('etc/obsolete') && !expected.has('opt/old-a'), 'the whole image, whiteouts applied');
+    assertSameTree(snapshot(fromStore), expected, 'extract from containers-storage vs from oci:');
+  });
+
+  it('extract --layer takes the layers the store serves, by index or by their digest (the diff_id)', () => {
+    const dir = join(scratch.path, 'rootfs-store-layers');
+    // Layer 2 hardlinks to a file of layer 0.
+    ok(cli('extract', reference, dir, '--layer', '0', '--layer', source.layers[2]!.diffId));
+    assert.equal(readFileSync(join(dir, 'etc', 'config'), 'utf8'), 'v3\n');
+    assert.equal(readFileSync(join(dir, 'etc', 'obsolete'), 'utf8'), 'gone\n', 'layer 1 (its whiteout) was not applied');
   });
 });
