@@ -7,15 +7,15 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import { ImageNotFoundError, ImageProxy, RequestError, type BlobTransfer } from '../src/index.js';
-import { baseConfig, SKOPEO, tempDir } from './support/env.js';
-import { buildImage, noise, sha256, type BuiltImage, type LayerSpec } from './support/oci-layout.js';
+import { ImageNotFoundError, ImageProxy, RequestError, type BlobTransfer, type ImageManifest } from '../src/index.js';
+import { baseConfig, SKOPEO, skopeo, tempDir } from './support/env.js';
+import { blobPath, buildImage, noise, sha256, type BuiltImage, type LayerSpec } from './support/oci-layout.js';
 import { assertSameTree, snapshot } from './support/tree.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js');
@@ -75,6 +75,8 @@ let source: BuiltImage;
 let reference: string;
 /** Each layer's uncompressed tar: what the store serves. */
 let tars: Buffer[];
+/** Whether the skopeo under test has GetLayerInfo (0.2.5): else the store's layer sizes are unknown until fetched. */
+let listsLayerSizes: boolean;
 
 interface Run {
   status: number | null;
@@ -93,13 +95,16 @@ function ok(run: Run): Run {
   return run;
 }
 
-before(() => {
+before(async () => {
   source = buildImage(join(scratch.path, 'oci'), 'v1', LAYERS);
   tars = source.layers.map((layer) => gunzipSync(readFileSync(layer.path)));
   reference = inStore(NAME);
   // Seeded by the system's skopeo: containers-storage re-executes its own
   // binary to apply layers, which the matrix's loader-run releases cannot.
   execFileSync('skopeo', ['copy', '--quiet', source.reference, reference], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proxy = await ImageProxy.spawn(baseConfig());
+  listsLayerSizes = proxy.supports('GetLayerInfo');
+  await proxy.close();
 });
 
 after(() => {
@@ -226,5 +231,93 @@ describe('containers-storage: extract', () => {
     ok(cli('extract', reference, dir, '--layer', '0', '--layer', source.layers[2]!.diffId));
     assert.equal(readFileSync(join(dir, 'etc', 'config'), 'utf8'), 'v3\n');
     assert.equal(readFileSync(join(dir, 'etc', 'obsolete'), 'utf8'), 'gone\n', 'layer 1 (its whiteout) was not applied');
+  });
+});
+
+/** `umoci unpack` of `layout:tag` (as root, else --rootless): the rootfs directory. */
+function umociUnpack(layout: string, tag: string, bundle: string): string {
+  const rootless = process.getuid?.() === 0 ? [] : ['--rootless'];
+  execFileSync('umoci', ['unpack', ...rootless, '--image', `${layout}:${tag}`, bundle], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return join(bundle, 'rootfs');
+}
+
+describe('containers-storage: pull', () => {
+  it('pull writes an OCI layout of the blobs the store serves: skopeo and umoci read it, and it unpacks as the oci: source does', () => {
+    const out = join(scratch.path, 'pulled');
+    const run = ok(cli('pull', reference, out));
+    // The tag of NAME:TAG; a new manifest (uncompressed layers), said in one line.
+    const index = JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; size: number; annotations?: Record<string, string> }> };
+    assert.deepEqual(index.manifests.map((m) => m.annotations?.['org.opencontainers.image.ref.name']), ['v1']);
+    const entry = index.manifests[0]!;
+    assert.notEqual(entry.digest, source.manifestDigest);
+    assert.match(run.stderr.trim(), new RegExp(`^containers-image-proxy: wrote manifest ${entry.digest}, not the source's ${source.manifestDigest}: `));
+    assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+
+    const raw = readFileSync(blobPath(out, entry.digest));
+    assert.equal(sha256(raw), entry.digest);
+    const manifest = JSON.parse(raw.toString('utf8')) as ImageManifest;
+    assert.equal(manifest.config.digest, source.configDigest, 'the config is the source`s own blob');
+    assert.deepEqual(
+      manifest.layers.map(({ mediaType, digest, size }) => ({ mediaType, digest, size })),
+      source.layers.map((layer, i) => ({ mediaType: TAR, digest: layer.diffId, size: tars[i]!.length })),
+      'each layer is the uncompressed blob written, with its real size (learnt while fetching on 0.2.3)',
+    );
+    for (const layer of manifest.layers) assert.equal(sha256(readFileSync(blobPath(out, layer.digest))), layer.digest);
+
+    // Independent readers: skopeo inspects it and copies it (verifying every digest and size) ...
+    const inspected = JSON.parse(skopeo('inspect', `oci:${out}:v1`)) as { Digest: string; Layers: string[] };
+    assert.equal(inspected.Digest, entry.digest);
+    assert.deepEqual(inspected.Layers, source.layers.map((layer) => layer.diffId));
+    skopeo('copy', '--quiet', `oci:${out}:v1`, `dir:${join(scratch.path, 'pulled-copy')}`);
+    // ... and umoci unpacks it to what it unpacks from the original oci: image.
+    const expected = snapshot(umociUnpack(source.layout, source.tag, join(scratch.path, 'bundle-oci')));
+    assert.ok(expected.get('bin/alias') && expected.get('opt/fresh') && !expected.has('etc/obsolete'), 'the whole image');
+    assertSameTree(snapshot(umociUnpack(out, 'v1', join(scratch.path, 'bundle-pulled'))), expected, 'umoci unpack of the pull from containers-storage vs of the oci: source');
+  });
+
+  it('pull --to-devnull fetches and verifies every blob the store serves', () => {
+    const run = ok(cli('pull', reference, '--to-devnull', '--json'));
+    const events = run.stderr.trim().split('\n').map((line) => JSON.parse(line) as { event: string; id: string; bytes: number; total: number | null });
+    const done = new Map(events.filter((e) => e.event === 'done').map((e) => [e.id, e.bytes]));
+    for (const [i, layer] of source.layers.entries()) assert.equal(done.get(layer.diffId), tars[i]!.length, `layer ${i}`);
+    const starts = events.filter((e) => e.event === 'start' && e.id !== source.configDigest).map((e) => e.total);
+    assert.deepEqual(starts, listsLayerSizes ? tars.map((tar) => tar.length) : [null, null, null], 'a size not known before the transfer is null');
+  });
+});
+
+describe('containers-storage: inspect, layers, blob through the CLI', () => {
+  it('inspect: the manifest as pulled (its digest, the gzip layers) and the config', () => {
+    const out = JSON.parse(ok(cli('inspect', reference, '--config')).stdout.toString()) as {
+      digest: string;
+      manifest: ImageManifest;
+      config: { rootfs: { diff_ids: string[] } };
+    };
+    assert.equal(out.digest, source.manifestDigest);
+    assert.deepEqual(out.manifest.layers.map((layer) => layer.digest), source.layers.map((layer) => layer.digest));
+    assert.deepEqual(out.config.rootfs.diff_ids, source.layers.map((layer) => layer.diffId));
+  });
+
+  it('layers: the blobs the store serves, their size null where the proxy cannot tell it before fetching', () => {
+    const out = JSON.parse(ok(cli('layers', reference)).stdout.toString()) as Array<Record<string, unknown>>;
+    assert.deepEqual(
+      out,
+      source.layers.map((layer, i) => ({ index: i, digest: layer.diffId, size: listsLayerSizes ? tars[i]!.length : null, mediaType: TAR, diffId: layer.diffId })),
+    );
+  });
+
+  it('blob: a layer by its diff_id, to a file and to stdout, without --size', () => {
+    const file = join(scratch.path, 'layer-1.tar');
+    ok(cli('blob', reference, source.layers[1]!.diffId, '-o', file));
+    assert.deepEqual(readFileSync(file), tars[1]);
+    assert.deepEqual(ok(cli('blob', reference, source.layers[0]!.diffId)).stdout, tars[0]);
+    assert.deepEqual(ok(cli('blob', reference, source.configDigest)).stdout, readFileSync(blobPath(source.layout, source.configDigest)));
+  });
+
+  it('blob: a compressed digest from the manifest fails and says the store serves the diff_ids', () => {
+    const file = join(scratch.path, 'gzip-layer');
+    const run = cli('blob', reference, source.layers[0]!.digest, '-o', file);
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /^containers-image-proxy: error: Get(Raw)?Blob failed: locating item named .*keeps layers uncompressed and serves them under their diff_ids/);
+    assert.ok(!readdirSync(scratch.path).includes('gzip-layer'), 'no file is left');
   });
 });

@@ -1,6 +1,7 @@
 /** containers-storage: references: the store specifier and the hints built from it. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { tagOf } from '../../src/cli/commands/pull.js';
 import { parseStorageReference, storeNotFoundHint } from '../../src/storage.js';
 
 describe('parseStorageReference', () => {
@@ -46,5 +47,15 @@ describe('storeNotFoundHint', () => {
 
   it('is undefined for other transports', () => {
     assert.equal(storeNotFoundHint('oci:/x:v1'), undefined);
+  });
+});
+
+describe('pull: the default tag of a containers-storage: reference', () => {
+  it('is the tag of NAME:TAG, else latest; the store specifier is not mistaken for one', () => {
+    assert.equal(tagOf('containers-storage:[vfs@/s/root+/s/run]localhost/app:v1'), 'v1');
+    assert.equal(tagOf('containers-storage:[overlay@/s/root+/s/run:overlay.mountopt=nodev]localhost:5000/app'), 'latest');
+    assert.equal(tagOf('containers-storage:localhost:5000/app:2.0'), '2.0');
+    assert.equal(tagOf('containers-storage:[vfs@/s:x/root+/s/run]app@sha256:' + 'a'.repeat(64)), 'latest');
+    assert.equal(tagOf('containers-storage:6a7d6f56d390'), 'latest');
   });
 });
