@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
@@ -63,6 +63,11 @@ const LAYERS: LayerSpec[] = [
 const ROOT = join(scratch.path, 'store', 'root');
 const RUNROOT = join(scratch.path, 'store', 'run');
 const NAME = 'localhost/app:v1';
+/**
+ * skopeo's temporary files (--tmpdir): skopeo 1.9.3 leaves a copy of every
+ * blob it serves from a store there (see the tmpDir test), never in /var/tmp.
+ */
+const SKOPEO_TMP = join(scratch.path, 'skopeo-tmp');
 
 function inStore(name: string, driver = 'vfs', root = ROOT, runroot = RUNROOT): string {
   return `containers-storage:[${driver}@${root}+${runroot}]${name}`;
@@ -86,7 +91,7 @@ interface Run {
 
 /** The built CLI with the skopeo under test. */
 function cli(...args: string[]): Run {
-  const result = spawnSync(process.execPath, [BIN, ...args, '--skopeo', SKOPEO], { timeout: 120_000 });
+  const result = spawnSync(process.execPath, [BIN, ...args, '--skopeo', SKOPEO, '--tmpdir', SKOPEO_TMP], { timeout: 120_000 });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr.toString() };
 }
 
@@ -95,14 +100,20 @@ function ok(run: Run): Run {
   return run;
 }
 
+/** The library's config for the skopeo under test, with the private temporary directory. */
+function config(): ReturnType<typeof baseConfig> {
+  return baseConfig({ tmpDir: SKOPEO_TMP });
+}
+
 before(async () => {
+  mkdirSync(SKOPEO_TMP);
   source = buildImage(join(scratch.path, 'oci'), 'v1', LAYERS);
   tars = source.layers.map((layer) => gunzipSync(readFileSync(layer.path)));
   reference = inStore(NAME);
   // Seeded by the system's skopeo: containers-storage re-executes its own
   // binary to apply layers, which the matrix's loader-run releases cannot.
   execFileSync('skopeo', ['copy', '--quiet', source.reference, reference], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const proxy = await ImageProxy.spawn(baseConfig());
+  const proxy = await ImageProxy.spawn(config());
   listsLayerSizes = proxy.supports('GetLayerInfo');
   await proxy.close();
 });
@@ -128,7 +139,7 @@ function unmountBelow(dir: string): void {
 
 describe('containers-storage: missing images and other stores', () => {
   it('openImageOptional: an image that is not in the store is null, on every release', async () => {
-    await using proxy = await ImageProxy.spawn(baseConfig());
+    await using proxy = await ImageProxy.spawn(config());
     assert.equal(await proxy.openImageOptional(inStore('localhost/app:missing')), null, 'a tag the store lacks');
     assert.equal(await proxy.openImageOptional(inStore('localhost/nothere:v1')), null, 'a name the store lacks');
     const empty = join(scratch.path, 'empty-store');
@@ -140,7 +151,7 @@ describe('containers-storage: missing images and other stores', () => {
   });
 
   it('openImage: an image stored with another driver is not found, and the error shows the [DRIVER@ROOT+RUNROOT] form', async () => {
-    await using proxy = await ImageProxy.spawn(baseConfig());
+    await using proxy = await ImageProxy.spawn(config());
     const overlay = inStore(NAME, 'overlay');
     const error = await proxy.openImage(overlay).then(
       () => assert.fail('an image pulled with vfs must not be found through the overlay driver'),
@@ -157,7 +168,7 @@ describe('containers-storage: missing images and other stores', () => {
 
 describe('containers-storage: the blobs the store serves', () => {
   it('getLayerInfo and getLayerDiffIds name the uncompressed layers (the diff_ids), in order', async () => {
-    await using proxy = await ImageProxy.spawn(baseConfig());
+    await using proxy = await ImageProxy.spawn(config());
     await using image = await proxy.openImage(reference);
     const layers = await proxy.getLayerDiffIds(image);
     const diffIds = source.layers.map((layer) => layer.diffId);
@@ -177,7 +188,7 @@ describe('containers-storage: the blobs the store serves', () => {
   });
 
   it('getBlob with the size unknown: the proxy tells it, the digest is verified, with every transfer', async () => {
-    await using proxy = await ImageProxy.spawn(baseConfig());
+    await using proxy = await ImageProxy.spawn(config());
     await using image = await proxy.openImage(reference);
     const transfers: BlobTransfer[] = proxy.supports('GetRawBlob') ? ['GetBlob', 'GetRawBlob'] : ['GetBlob'];
     for (const transfer of transfers) {
@@ -199,7 +210,7 @@ describe('containers-storage: the blobs the store serves', () => {
   });
 
   it('a compressed digest from the manifest: the error says the store serves the diff_ids', async () => {
-    await using proxy = await ImageProxy.spawn(baseConfig());
+    await using proxy = await ImageProxy.spawn(config());
     await using image = await proxy.openImage(reference);
     const { manifest } = await proxy.fetchManifest(image);
     assert.deepEqual(manifest.layers.map((layer) => layer.digest), source.layers.map((layer) => layer.digest), 'GetManifest: the manifest as pulled');
@@ -319,5 +330,39 @@ describe('containers-storage: inspect, layers, blob through the CLI', () => {
     assert.equal(run.status, 1, run.stderr);
     assert.match(run.stderr, /^containers-image-proxy: error: Get(Raw)?Blob failed: locating item named .*keeps layers uncompressed and serves them under their diff_ids/);
     assert.ok(!readdirSync(scratch.path).includes('gzip-layer'), 'no file is left');
+  });
+});
+
+describe('containers-storage: reference forms and skopeo`s temporary files', () => {
+  it('NAME:TAG, NAME@MANIFEST-DIGEST, the image ID and a short ID all open the image, each with the store named', async () => {
+    await using proxy = await ImageProxy.spawn(config());
+    const id = source.configDigest.slice('sha256:'.length);
+    for (const name of [NAME, `localhost/app@${source.manifestDigest}`, id, id.slice(0, 12)]) {
+      await using image = await proxy.openImage(inStore(name));
+      assert.equal((await proxy.fetchManifest(image)).digest, source.manifestDigest, name);
+      assert.deepEqual((await proxy.getLayerInfo(image)).map((layer) => layer.digest), source.layers.map((layer) => layer.diffId), name);
+    }
+    // Through the CLI too: the reference reaches skopeo as it was given.
+    const layers = JSON.parse(ok(cli('layers', inStore(`localhost/app@${source.manifestDigest}`))).stdout.toString()) as Array<{ digest: string }>;
+    assert.deepEqual(layers.map((layer) => layer.digest), source.layers.map((layer) => layer.diffId));
+  });
+
+  it('tmpDir: nothing is left after close; skopeo 1.9.3 (protocol 0.2.3) leaves a copy of each blob it served', async () => {
+    const tmp = join(scratch.path, 'tmpdir-check');
+    mkdirSync(tmp);
+    const proxy = await ImageProxy.spawn(baseConfig({ tmpDir: tmp }));
+    const image = await proxy.openImage(reference);
+    for (const layer of await proxy.getLayerInfo(image)) await buffer(await proxy.getBlob(image, layer.digest, layer.size));
+    await image.close();
+    const leaky = proxy.protocolVersion === '0.2.3';
+    await proxy.close();
+    const left = readdirSync(tmp);
+    if (!leaky) {
+      assert.deepEqual(left, [], 'skopeo removed its temporary files');
+      return;
+    }
+    // skopeo before PR #1837 never closes a store blob's reader, whose temporary copy stays (README).
+    const sizes = left.map((name) => statSync(join(tmp, name)).size).sort((a, b) => a - b);
+    assert.deepEqual(sizes, tars.map((tar) => tar.length).sort((a, b) => a - b));
   });
 });
