@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
@@ -364,5 +364,49 @@ describe('containers-storage: reference forms and skopeo`s temporary files', () 
     // skopeo before PR #1837 never closes a store blob's reader, whose temporary copy stays (README).
     const sizes = left.map((name) => statSync(join(tmp, name)).size).sort((a, b) => a - b);
     assert.deepEqual(sizes, tars.map((tar) => tar.length).sort((a, b) => a - b));
+  });
+});
+
+describe('containers-storage: an image built locally (buildah), whose manifest names the uncompressed layers it stores', () => {
+  let built: string;
+  before(() => {
+    // Two layers, committed uncompressed into the same private store.
+    const buildah = (...args: string[]): string =>
+      execFileSync('buildah', ['--root', ROOT, '--runroot', RUNROOT, '--storage-driver', 'vfs', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    const files = join(scratch.path, 'buildah-files');
+    mkdirSync(join(files, 'one', 'etc'), { recursive: true });
+    mkdirSync(join(files, 'two', 'etc'), { recursive: true });
+    writeFileSync(join(files, 'one', 'etc', 'base'), 'base\n');
+    writeFileSync(join(files, 'two', 'etc', 'app'), noise(40_000, 9));
+    const first = buildah('from', 'scratch');
+    buildah('copy', first, join(files, 'one'), '/');
+    buildah('commit', '--quiet', first, 'localhost/built-base:v1');
+    buildah('rm', first);
+    const second = buildah('from', 'localhost/built-base:v1');
+    buildah('copy', second, join(files, 'two'), '/');
+    buildah('commit', '--quiet', second, 'localhost/built:v1');
+    buildah('rm', second);
+    built = inStore('localhost/built:v1');
+  });
+
+  it('its layers are the manifest`s, sizes known on every release; extract and pull work, and pull keeps its manifest', async () => {
+    await using proxy = await ImageProxy.spawn(config());
+    await using image = await proxy.openImage(built);
+    const { digest, manifest } = await proxy.fetchManifest(image);
+    const layers = await proxy.getLayerDiffIds(image);
+    assert.equal(layers.length, 2);
+    assert.deepEqual(layers.map(({ digest: d, size, mediaType }) => ({ digest: d, size, mediaType })), manifest.layers.map(({ digest: d, size, mediaType }) => ({ digest: d, size, mediaType })));
+    assert.deepEqual(layers.map((layer) => layer.digest), layers.map((layer) => layer.diffId), 'stored uncompressed: digest = diff_id');
+
+    const rootfs = join(scratch.path, 'rootfs-built');
+    ok(cli('extract', built, rootfs));
+    assert.equal(readFileSync(join(rootfs, 'etc', 'base'), 'utf8'), 'base\n');
+    assert.deepEqual(readFileSync(join(rootfs, 'etc', 'app')), noise(40_000, 9));
+
+    const out = join(scratch.path, 'pulled-built');
+    const run = ok(cli('pull', built, out));
+    assert.equal(run.stderr, '', 'the manifest written is the source`s: nothing to report');
+    const inspected = JSON.parse(skopeo('inspect', `oci:${out}:v1`)) as { Digest: string };
+    assert.equal(inspected.Digest, digest);
   });
 });
