@@ -7,14 +7,16 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { ImageNotFoundError, ImageProxy, RequestError, type BlobTransfer, type ImageManifest } from '../src/index.js';
-import { baseConfig, SKOPEO, skopeo, tempDir } from './support/env.js';
+import { baseConfig, eventually, SKOPEO, skopeo, tempDir } from './support/env.js';
 import { blobPath, buildImage, noise, sha256, type BuiltImage, type LayerSpec } from './support/oci-layout.js';
 import { assertSameTree, snapshot } from './support/tree.js';
 
@@ -408,5 +410,200 @@ describe('containers-storage: an image built locally (buildah), whose manifest n
     assert.equal(run.stderr, '', 'the manifest written is the source`s: nothing to report');
     const inspected = JSON.parse(skopeo('inspect', `oci:${out}:v1`)) as { Digest: string };
     assert.equal(inspected.Digest, digest);
+  });
+});
+
+/**
+ * Rootless: skopeo's image proxy does not enter the user namespace a
+ * rootless store needs (skopeo#2563); `podman unshare` runs it there. Set
+ * up as root: a new unprivileged user with its own /etc/subuid and
+ * /etc/subgid range pulls the image with rootless podman (vfs) into its own
+ * store; then, as that user, a Node script uses the built library with
+ * `skopeoCommand: ['podman', 'unshare', SKOPEO]` to extract it, and with
+ * plain skopeo to extract the same image from its oci: source. The trees
+ * must be equal. Afterwards the user, its processes (podman's pause
+ * process) and its files are removed, and /etc/subuid and /etc/subgid get
+ * their contents back.
+ */
+const ROOTLESS_TOOLS = ['useradd', 'userdel', 'runuser', 'podman', 'newuidmap', 'newgidmap'];
+
+function rootlessSkip(): string | false {
+  if (process.getuid?.() !== 0) return 'creating a user and its /etc/subuid and /etc/subgid ranges needs root (CI runs as root)';
+  const missing = ROOTLESS_TOOLS.filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0);
+  return missing.length > 0 ? `missing ${missing.join(', ')} (scripts/setup.sh installs podman and uidmap)` : false;
+}
+
+/** Pids of a user's processes, from /proc (real uid). */
+function processesOf(uid: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const status = readFileSync(`/proc/${entry}/status`, 'utf8');
+      if (Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]) === uid) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** The first id after every range in a subuid/subgid file, at a 65536 boundary, at least 100000. */
+function freeSubidStart(...files: string[]): number {
+  let end = 100_000;
+  for (const text of files) {
+    for (const line of text.split('\n')) {
+      const [, start, count] = line.split(':');
+      if (start !== undefined && count !== undefined) end = Math.max(end, Number(start) + Number(count));
+    }
+  }
+  return Math.ceil(end / 65536) * 65536;
+}
+
+/** What the script run as the user prints. */
+interface RootlessResult {
+  protocolVersion: string;
+  pid: number;
+  layers: Array<{ digest: string; size: number; diffId: string }>;
+}
+
+/** Extracts an image with the built library, as whoever runs it. argv: skopeoCommand (JSON), reference, target, tmpDir. */
+const ROOTLESS_SCRIPT = (library: string): string => `
+import { ImageProxy, RootfsWriter } from ${JSON.stringify(library)};
+const [command, reference, target, tmpDir] = process.argv.slice(2);
+const proxy = await ImageProxy.spawn({ skopeoCommand: JSON.parse(command), tmpDir });
+try {
+  const image = await proxy.openImage(reference);
+  const layers = await proxy.getLayerDiffIds(image);
+  const writer = new RootfsWriter(target);
+  for (const layer of layers) await writer.applyLayer(await proxy.getBlob(image, layer.digest, layer.size), { diffId: layer.diffId });
+  await writer.finish();
+  await image.close();
+  console.log(JSON.stringify({ protocolVersion: proxy.protocolVersion, pid: proxy.pid, layers }));
+} finally {
+  await proxy.close();
+}
+`;
+
+describe('containers-storage: rootless, skopeo through podman unshare', { skip: rootlessSkip() }, () => {
+  const user = `ciprl${process.pid}`;
+  let uid = -1;
+  let home: string;
+  let saved: { subuid: string | undefined; subgid: string | undefined } | undefined;
+  let area: string;
+  let environment: NodeJS.ProcessEnv;
+
+  /** Runs a command as the test user, in a clean environment. */
+  const asUser = (command: string, ...args: string[]) =>
+    spawnSync('runuser', ['-u', user, '--', 'env', '-i', ...Object.entries(environment).map(([k, v]) => `${k}=${v}`), command, ...args], {
+      cwd: home,
+      encoding: 'utf8',
+      timeout: 180_000,
+    });
+  const okAsUser = (command: string, ...args: string[]): string => {
+    const run = asUser(command, ...args);
+    assert.equal(run.status, 0, `${command} ${args.join(' ')} as ${user}: exit ${run.status} ${run.error?.message ?? ''}\n${run.stderr}`);
+    return run.stdout;
+  };
+
+  before(() => {
+    const read = (path: string): string | undefined => (existsSync(path) ? readFileSync(path, 'utf8') : undefined);
+    saved = { subuid: read('/etc/subuid'), subgid: read('/etc/subgid') };
+    // A directory the user can reach (the suite's scratch dir is root's, mode 0700),
+    // in lower case: podman names an image pulled from oci:PATH after PATH.
+    area = join(tmpdir(), `cip-rootless-${process.pid}-${randomBytes(4).toString('hex')}`);
+    mkdirSync(area, { mode: 0o755 });
+    chmodSync(area, 0o755);
+    home = join(area, 'home');
+    // No automatic subordinate ids: the range is written below, where it is known to be free.
+    execFileSync('useradd', ['-M', '-d', home, '-s', '/bin/sh', '-K', 'SUB_UID_COUNT=0', '-K', 'SUB_GID_COUNT=0', user], { stdio: ['ignore', 'ignore', 'pipe'] });
+    uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', user], { encoding: 'utf8' }).trim());
+    const start = freeSubidStart(saved.subuid ?? '', saved.subgid ?? '');
+    const line = `${user}:${start}:65536\n`;
+    const append = (text: string | undefined): string => (text && !text.endsWith('\n') ? `${text}\n` : (text ?? '')) + line;
+    writeFileSync('/etc/subuid', append(saved.subuid));
+    writeFileSync('/etc/subgid', append(saved.subgid));
+    const runtime = join(area, 'run');
+    const userTmp = join(area, 'tmp');
+    for (const dir of [home, runtime, userTmp]) {
+      mkdirSync(dir, { mode: 0o700 });
+      chownSync(dir, uid, gid);
+    }
+    environment = { HOME: home, USER: user, LOGNAME: user, PATH: process.env.PATH ?? '/usr/bin:/bin', XDG_RUNTIME_DIR: runtime, TMPDIR: userTmp };
+  });
+
+  after(async () => {
+    if (uid >= 0) {
+      // podman unshare leaves a "podman pause" process holding the user namespace.
+      for (const pid of processesOf(uid)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      await eventually(() => processesOf(uid).length === 0, 5000);
+      execFileSync('userdel', [user], { stdio: ['ignore', 'ignore', 'pipe'] });
+      // Anything the user left in the shared temporary directories.
+      for (const dir of ['/tmp', '/var/tmp']) {
+        for (const name of readdirSync(dir)) {
+          const path = join(dir, name);
+          try {
+            if (statSync(path).uid === uid) rmSync(path, { recursive: true, force: true });
+          } catch {
+            // gone meanwhile
+          }
+        }
+      }
+    }
+    if (saved) {
+      for (const [file, text] of [['/etc/subuid', saved.subuid], ['/etc/subgid', saved.subgid]] as const) {
+        if (text === undefined) rmSync(file, { force: true });
+        else writeFileSync(file, text);
+      }
+    }
+    if (area) rmSync(area, { recursive: true, force: true });
+  });
+
+  it('a rootless podman store (vfs) is read with skopeoCommand [podman, unshare, skopeo]; extract equals that of the oci: source', () => {
+    // The image, readable by the user, pulled by rootless podman into the user's own store.
+    const layout = join(area, 'oci');
+    const image = buildImage(layout, 'v1', LAYERS);
+    execFileSync('chmod', ['-R', 'a+rX', layout]);
+    const pulled = okAsUser('podman', '--storage-driver', 'vfs', 'pull', '--quiet', `oci:${layout}:v1`).trim().split('\n').pop()!;
+    okAsUser('podman', '--storage-driver', 'vfs', 'tag', pulled, NAME);
+    const [graphRoot, runRoot] = okAsUser('podman', '--storage-driver', 'vfs', 'info', '--format', '{{.Store.GraphRoot}} {{.Store.RunRoot}}').trim().split(' ') as [string, string];
+    assert.ok(graphRoot.startsWith(`${home}/`), `the user's own store: ${graphRoot}`);
+    const stored = inStore(NAME, 'vfs', graphRoot, runRoot);
+
+    // As the user: the library extracts from the store through podman unshare, and from the oci: source directly.
+    const library = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'index.js');
+    const script = join(area, 'extract.mjs');
+    writeFileSync(script, ROOTLESS_SCRIPT(library));
+    chmodSync(script, 0o644);
+    const fromStore = join(home, 'rootfs-store');
+    const fromLayout = join(home, 'rootfs-oci');
+    const userTmp = environment.TMPDIR!;
+    const result = JSON.parse(okAsUser(process.execPath, script, JSON.stringify(['podman', 'unshare', SKOPEO]), stored, fromStore, userTmp)) as RootlessResult;
+    okAsUser(process.execPath, script, JSON.stringify([SKOPEO]), image.reference, fromLayout, userTmp);
+
+    assert.deepEqual(result.layers.map((layer) => layer.digest), image.layers.map((layer) => layer.diffId), 'the uncompressed layers the store serves');
+    const expected = snapshot(fromLayout);
+    assert.ok(expected.get('bin/alias') && expected.get('opt/fresh') && !expected.has('etc/obsolete'), 'the whole image');
+    assert.equal(expected.get('etc/config')?.uid, uid, 'extracted by the user');
+    assertSameTree(snapshot(fromStore), expected, 'rootless extract from containers-storage (podman unshare) vs from oci:');
+
+    // The script closed its proxy: no skopeo of the user's is left running (podman's pause process may be).
+    const left = processesOf(uid).map(commandLine).filter((line) => /skopeo/.test(line));
+    assert.deepEqual(left, [], 'no skopeo outlives the proxy');
   });
 });
