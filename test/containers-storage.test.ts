@@ -602,7 +602,13 @@ describe('containers-storage: rootless, skopeo through podman unshare', { skip: 
     assert.equal(expected.get('etc/config')?.uid, uid, 'extracted by the user');
     assertSameTree(snapshot(fromStore), expected, 'rootless extract from containers-storage (podman unshare) vs from oci:');
 
-    // The script closed its proxy: no skopeo of the user's is left running (podman's pause process may be).
+    // The CLI takes one executable (--skopeo): a two-line wrapper is the same recipe.
+    const wrapper = join(area, 'skopeo-unshare');
+    writeFileSync(wrapper, `#!/bin/sh\nexec podman unshare ${SKOPEO} "$@"\n`, { mode: 0o755 });
+    const layers = JSON.parse(okAsUser(process.execPath, BIN, 'layers', stored, '--skopeo', wrapper, '--tmpdir', userTmp)) as Array<{ digest: string }>;
+    assert.deepEqual(layers.map((layer) => layer.digest), image.layers.map((layer) => layer.diffId));
+
+    // Every proxy was closed: no skopeo of the user's is left running (podman's pause process may be).
     const left = processesOf(uid).map(commandLine).filter((line) => /skopeo/.test(line));
     assert.deepEqual(left, [], 'no skopeo outlives the proxy');
   });
