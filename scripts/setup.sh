@@ -26,6 +26,9 @@ declare -A NEEDED=(
   [umoci]=umoci
   [buildah]=buildah
   [podman]=podman
+  # rootless podman for test/containers-storage.test.ts: subordinate id mapping
+  [newuidmap]=uidmap
+  [runuser]=util-linux
   [setfattr]=attr
   [setcap]=libcap2-bin
   # bench: peak RSS of extract

@@ -75,9 +75,33 @@ export class RequestError extends ImageProxyError {
     readonly serverMessage: string,
     /** The proxy's error code, when it sends one (0.2.8 and later). */
     readonly code?: string,
+    options?: ErrorOptions & {
+      /** What the person can do about it, appended to the message (not to `serverMessage`). */
+      hint?: string | undefined;
+    },
   ) {
-    super(`${method} failed: ${serverMessage}`);
+    super(`${method} failed: ${serverMessage}${options?.hint ? `; ${options.hint}` : ''}`, options);
     this.retryable = code === 'retryable' || isTransientMessage(serverMessage);
+  }
+}
+
+/**
+ * The image does not exist where the reference points: a missing tag or
+ * repository, a missing layout, archive or directory, or an image that is not
+ * in the `containers-storage:` store named (for which the message says how
+ * to name another store or driver). `openImageOptional` returns `null` instead.
+ */
+export class ImageNotFoundError extends RequestError {
+  override name = 'ImageNotFoundError';
+  constructor(
+    /** The reference that was opened. */
+    readonly reference: string,
+    method: string,
+    serverMessage: string,
+    code?: string,
+    options?: ErrorOptions & { hint?: string | undefined },
+  ) {
+    super(method, serverMessage, code, options);
   }
 }
 

@@ -25,6 +25,6 @@ export { isRetryable, withRetry, type RetryEvent, type RetryPolicy } from './ret
 export { RootfsWriter, ExtractionError, type ExtractionReport, type RootfsWriterOptions } from './extract/rootfs-writer.js';
 export type { Credentials, ImageProxyConfig, Platform } from './config.js';
 export type { BlobStream, BlobTransfer } from './streams.js';
-export { FEATURE_VERSIONS, MINIMUM_PROTOCOL_VERSION, type Feature } from './protocol.js';
+export { FEATURE_VERSIONS, MINIMUM_PROTOCOL_VERSION, UNKNOWN_SIZE, type Feature } from './protocol.js';
 export * from './errors.js';
 export { MediaType, type ConvertedLayerInfo, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest } from './oci.js';

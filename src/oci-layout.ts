@@ -9,8 +9,10 @@
  *  - the config comes from GetFullConfig, which serves the config of the
  *    manifest the proxy converted to OCI (for a Docker schema 2 source the
  *    converted config is a blob the source does not store);
- *  - the layers are the blobs the source can serve (GetLayerInfo), which for
- *    `containers-storage:` are not the manifest's;
+ *  - the layers are the blobs the source can serve (`getLayerInfo`), which
+ *    for `containers-storage:` are not the manifest's but the uncompressed
+ *    layers under their diff_ids (on protocol 0.2.3 their sizes are learnt
+ *    as they are fetched);
  *  - each layer's media type names the compression its bytes actually have
  *    (a `docker-archive:` layer is plain tar whatever the converted manifest
  *    says).
@@ -25,8 +27,9 @@ import type { Readable } from 'node:stream';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { detectCompression, type Compression } from './decompress.js';
-import { ImageProxyError, InvalidArgumentError, ProtocolError, RequestError, UnsupportedOperationError } from './errors.js';
+import { ImageProxyError, InvalidArgumentError, ProtocolError } from './errors.js';
 import { MediaType, type ConvertedLayerInfo, type Descriptor, type ImageManifest } from './oci.js';
+import { UNKNOWN_SIZE } from './protocol.js';
 import type { ImageProxy, OpenedImage } from './proxy.js';
 import { hashAlgorithm } from './streams.js';
 
@@ -105,11 +108,20 @@ export class OciLayoutWriter {
 
   /** Whether the layout holds a blob of this digest and size (content-addressed, so it is that blob). */
   async hasBlob(digest: string, size: number): Promise<boolean> {
+    return (await this.blobSize(digest)) === size;
+  }
+
+  /**
+   * The size of the blob stored under `digest`, or `undefined` when there is
+   * none. Blobs are renamed into place only once verified, so a file there
+   * is that blob.
+   */
+  async blobSize(digest: string): Promise<number | undefined> {
     try {
       const info = await stat(this.blobPath(digest));
-      return info.isFile() && info.size === size;
+      return info.isFile() ? info.size : undefined;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
     }
   }
@@ -219,6 +231,7 @@ export interface PulledImage {
 /** A blob {@link pullImage} fetches. */
 export interface PullBlob {
   digest: string;
+  /** -1 when not known before the transfer (`containers-storage:` on protocol 0.2.3). */
   size: number;
   /** `config` or the layer's index. */
   role: 'config' | number;
@@ -248,10 +261,6 @@ export interface PullOptions {
  * blob and keeps nothing), tagged `options.tag`, and returns the manifest
  * written. See the module comment for what may make it differ from the
  * source's.
- *
- * On protocol 0.2.3 and 0.2.4 there is no GetLayerInfo: the manifest's layers
- * are fetched, which a `containers-storage:` image cannot serve when it
- * stores them uncompressed; that fails with an UnsupportedOperationError.
  */
 export async function pullImage(proxy: ImageProxy, image: OpenedImage, layout: OciLayoutWriter | null, options: PullOptions = {}): Promise<PulledImage> {
   const signal = options.signal;
@@ -263,23 +272,27 @@ export async function pullImage(proxy: ImageProxy, image: OpenedImage, layout: O
   const converted = digestOf(raw, algorithm) !== sourceDigest;
   const changes = converted ? [`the proxy converted the source's manifest to OCI`] : [];
 
-  const listsServedLayers = proxy.supports('GetLayerInfo');
-  const served = listsServedLayers ? servedLayers(manifest.layers, await proxy.getLayerInfo(image, { signal })) : { layers: manifest.layers, changes: [] };
+  const served = servedLayers(manifest.layers, await proxy.getLayerInfo(image, { signal }));
   changes.push(...served.changes);
 
-  const copy = async (blob: PullBlob, descriptor: Descriptor, blobSignal: AbortSignal | undefined): Promise<Compression> => {
-    if (layout && (await layout.hasBlob(descriptor.digest, descriptor.size))) return layout.blobCompression(descriptor.digest);
-    let compression: Compression = 'none';
+  /** Copies one blob (unless the layout has it); its compression, and its size once known. */
+  const copy = async (blob: PullBlob, descriptor: Descriptor, blobSignal: AbortSignal | undefined): Promise<{ compression: Compression; size: number }> => {
+    const stored = layout ? await layout.blobSize(descriptor.digest) : undefined;
+    if (layout && stored !== undefined && (descriptor.size === UNKNOWN_SIZE || stored === descriptor.size)) {
+      return { compression: await layout.blobCompression(descriptor.digest), size: stored };
+    }
+    let copied = { compression: 'none' as Compression, size: descriptor.size };
     const attempt = async (): Promise<void> => {
       const stream = await proxy.getBlob(image, descriptor.digest, descriptor.size, { signal: blobSignal });
       const step = options.step?.(blob);
-      if (layout) compression = await layout.writeBlob(descriptor.digest, stream, { step, signal: blobSignal });
-      else compression = await discard(stream, step, blobSignal);
+      const compression = layout ? await layout.writeBlob(descriptor.digest, stream, { step, signal: blobSignal }) : await discard(stream, step, blobSignal);
+      // Verified: a size that was unknown is the number of bytes received.
+      copied = { compression, size: descriptor.size === UNKNOWN_SIZE ? stream.bytesReceived : descriptor.size };
     };
     options.onBlobStart?.(blob);
     await (options.transfer ? options.transfer(blob, attempt) : attempt());
     options.onBlobDone?.(blob);
-    return compression;
+    return copied;
   };
 
   // The config: GetFullConfig serves the config of the manifest GetManifest
@@ -301,24 +314,17 @@ export async function pullImage(proxy: ImageProxy, image: OpenedImage, layout: O
     await copy({ digest: config.digest, size: config.size, role: 'config' }, config, signal);
   }
 
-  const compressions: Compression[] = new Array<Compression>(served.layers.length);
-  try {
-    await forEachConcurrently(served.layers, options.jobs ?? 3, signal, async (layer, index, blobSignal) => {
-      compressions[index] = await copy({ digest: layer.digest, size: layer.size, role: index }, layer, blobSignal);
-    });
-  } catch (error) {
-    if (!listsServedLayers && error instanceof RequestError && image.reference.startsWith('containers-storage:')) {
-      throw new UnsupportedOperationError(
-        `copying this containers-storage: image (its store serves other layer blobs than the manifest lists, and only GetLayerInfo names them)`,
-        '0.2.5',
-        proxy.protocolVersion,
-        { cause: error },
-      );
-    }
-    throw error;
-  }
+  const copied = new Array<{ compression: Compression; size: number }>(served.layers.length);
+  await forEachConcurrently(served.layers, options.jobs ?? 3, signal, async (layer, index, blobSignal) => {
+    copied[index] = await copy({ digest: layer.digest, size: layer.size, role: index }, layer, blobSignal);
+  });
 
-  const written = writtenManifest(raw, manifest, config, served.layers.map((descriptor, i) => ({ descriptor, compression: compressions[i]! })));
+  const layers = served.layers.map((descriptor, i) => {
+    const { compression, size } = copied[i]!;
+    // A layer whose size was unknown is described with the size of the bytes written.
+    return { descriptor: descriptor.size === UNKNOWN_SIZE ? { ...descriptor, size } : descriptor, compression };
+  });
+  const written = writtenManifest(raw, manifest, config, layers);
   changes.push(...written.changes);
   // The source's own bytes keep the source's digest algorithm; anything new is sha256.
   const manifestAlgorithm = written.raw === raw && !converted ? algorithm : 'sha256';
@@ -348,8 +354,9 @@ export function servedLayers(manifestLayers: readonly Descriptor[], served: read
   const changes: string[] = [];
   const layers = manifestLayers.map((layer, i) => {
     const info = served[i]!;
-    if (info.digest === layer.digest && info.size === layer.size) return layer;
-    changes.push(`layer ${i}: the source serves ${info.digest} (${info.size} bytes) instead of ${layer.digest} (${layer.size} bytes)`);
+    if (info.digest === layer.digest && (info.size === layer.size || info.size === UNKNOWN_SIZE)) return layer;
+    const size = info.size === UNKNOWN_SIZE ? '' : ` (${info.size} bytes)`; // unknown before it is fetched (containers-storage on 0.2.3)
+    changes.push(`layer ${i}: the source serves ${info.digest}${size} instead of ${layer.digest} (${layer.size} bytes)`);
     return fromInfo(info);
   });
   return { layers, changes };

@@ -88,6 +88,7 @@ export interface ImageConfig {
 /** A blob the proxy can serve through `getBlob`, as GetLayerInfo reports it. */
 export interface ConvertedLayerInfo {
   digest: string;
+  /** Bytes; -1 when the proxy cannot tell before the blob is fetched (`containers-storage:` before protocol 0.2.5). */
   size: number;
   mediaType: string;
 }

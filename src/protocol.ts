@@ -21,6 +21,12 @@ export const FEATURE_VERSIONS = {
 
 export type Feature = keyof typeof FEATURE_VERSIONS;
 
+/**
+ * A blob size that is not known (GetBlob replies and containers/image use -1
+ * too): `getBlob(image, digest, UNKNOWN_SIZE)` learns it from the proxy.
+ */
+export const UNKNOWN_SIZE = -1;
+
 /** The server reads requests into a 32 KiB buffer. */
 export const MAX_REQUEST_BYTES = 32 * 1024;
 

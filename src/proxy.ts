@@ -8,6 +8,7 @@ import { needsFeatureProbe, planSpawn, type ImageProxyConfig, type SpawnPlan } f
 import {
   BlobVerificationError,
   ImageClosedError,
+  ImageNotFoundError,
   InvalidArgumentError,
   ProtocolError,
   ProxyClosedError,
@@ -28,6 +29,7 @@ import {
   FEATURE_VERSIONS,
   isVersion,
   MINIMUM_PROTOCOL_VERSION,
+  UNKNOWN_SIZE,
   type Feature,
   type Reply,
   type RequestArg,
@@ -35,6 +37,7 @@ import {
 import { RetryingBlobStream, withRetry, type RetryPolicy } from './retry.js';
 import { findSetpriv, probeFeatures, spawnChild, type SpawnedChild } from './spawn.js';
 import { FinishPipeBlobStream, hashAlgorithm, RawBlobStream, readPipe, type BlobStream, type BlobTransfer } from './streams.js';
+import { isStorageReference, STORE_BLOB_HINT, storeLayers, storeNotFoundHint } from './storage.js';
 import { closeFds, Transport, type ReplyShape } from './transport.js';
 
 /** Options every potentially slow call accepts. */
@@ -212,11 +215,21 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
   /**
    * Opens an image by any containers/image reference (`docker://…`, `oci:…`,
    * `oci-archive:…`, `dir:…`, `docker-archive:…`, `containers-storage:…`).
-   * @throws {RequestError} not found, unauthorized, policy rejection, malformed reference.
+   * @throws {ImageNotFoundError} the image is not there (for `containers-storage:`,
+   *   the message says how to name another store or driver).
+   * @throws {RequestError} unauthorized, policy rejection, malformed reference.
    */
   async openImage(reference: string, options: CallOptions = {}): Promise<OpenedImage> {
     checkReference(reference);
-    const reply = await this.#call('OpenImage', () => [reference], 'plain', options.signal, closeAbandonedImage);
+    let reply: Reply;
+    try {
+      reply = await this.#call('OpenImage', () => [reference], 'plain', options.signal, closeAbandonedImage);
+    } catch (error) {
+      if (error instanceof RequestError && isNotFound(error.serverMessage)) {
+        throw new ImageNotFoundError(reference, error.method, error.serverMessage, error.code, { cause: error, hint: storeNotFoundHint(reference) });
+      }
+      throw error;
+    }
     return this.#track(new OpenedImage(this, expectUint('OpenImage', reply.value), reference));
   }
 
@@ -307,15 +320,22 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
    * {@link BlobVerificationError}. Destroying it early is safe. A stream that
    * receives nothing for `stallTimeout` while being read fails with
    * {@link StallError}.
+   *
+   * `size` may be left out (or be {@link UNKNOWN_SIZE}, -1, as
+   * {@link getLayerInfo} reports for `containers-storage:` before protocol
+   * 0.2.5): the size the proxy reports is then read, `stream.expectedSize`
+   * tells it once this resolves, and the digest is verified here as well as
+   * by the proxy.
    */
-  async getBlob(image: OpenedImage, digest: string, size: number, options: BlobOptions = {}): Promise<BlobStream> {
+  async getBlob(image: OpenedImage, digest: string, size?: number, options: BlobOptions = {}): Promise<BlobStream> {
     this.#id(image);
     hashAlgorithm(digest);
-    if (!Number.isSafeInteger(size) || size < 0) {
-      throw new InvalidArgumentError(`getBlob: size must be a non-negative integer below 2^53, got ${size}`);
+    if (size !== undefined && size !== UNKNOWN_SIZE && (!Number.isSafeInteger(size) || size < 0)) {
+      throw new InvalidArgumentError(`getBlob: size must be a non-negative integer below 2^53, or -1 (or left out) when unknown; got ${size}`);
     }
     const policy = options.retry ?? this.#config.retry;
-    const open = () => this.#openBlob(image, digest, size, options);
+    const known = size === undefined ? UNKNOWN_SIZE : size;
+    const open = () => this.#openBlob(image, digest, known, options);
     if (!policy || policy.attempts <= 1) return open();
     let attempt = 1;
     const first = await withRetry(policy, (n) => {
@@ -325,7 +345,7 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
     return new RetryingBlobStream(first, open, policy, attempt);
   }
 
-  /** {@link getBlob} for a descriptor from a manifest. */
+  /** {@link getBlob} for a descriptor from a manifest (or from {@link getLayerInfo}; its size may be -1). */
   getDescriptor(image: OpenedImage, descriptor: Pick<Descriptor, 'digest' | 'size'>, options: BlobOptions = {}): Promise<BlobStream> {
     return this.getBlob(image, descriptor.digest, descriptor.size, options);
   }
@@ -365,21 +385,35 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
   /**
    * The blobs {@link getBlob} can serve for this image, in layer order: for
    * registries and OCI layouts the manifest's layers; for
-   * `containers-storage:` the uncompressed layers it stores (protocol 0.2.5
-   * and later only; older proxies fall back to the manifest's layers).
+   * `containers-storage:` the uncompressed layers it stores, under their
+   * diff_ids (GetLayerInfo, protocol 0.2.5). Before 0.2.5 the store's layers
+   * are listed from the config's diff_ids, and their sizes are not known
+   * ({@link UNKNOWN_SIZE}, -1) until {@link getBlob} fetches them, unless
+   * the manifest names the same uncompressed blob (an image built locally).
    */
   async getLayerInfo(image: OpenedImage, options: CallOptions = {}): Promise<ConvertedLayerInfo[]> {
+    return (await this.#servedLayers(image, options)).layers;
+  }
+
+  /** {@link getLayerInfo}, and the config when it had to be fetched for it. */
+  async #servedLayers(image: OpenedImage, options: CallOptions): Promise<{ layers: ConvertedLayerInfo[]; config?: ImageConfig }> {
     if (this.supports('GetLayerInfoPiped')) {
       const { reply, transport } = await this.#callWith('GetLayerInfoPiped', () => [this.#id(image)], 'pipe', options.signal);
       const raw = await readPipe(reply.fds[0]!, finishPipe(transport, reply.pipeId), 'layer info');
-      return parseLayerInfo('GetLayerInfoPiped', parseJson<unknown>('GetLayerInfoPiped', raw));
+      return { layers: parseLayerInfo('GetLayerInfoPiped', parseJson<unknown>('GetLayerInfoPiped', raw)) };
     }
     if (this.supports('GetLayerInfo')) {
       const reply = await this.#call('GetLayerInfo', () => [this.#id(image)], 'plain', options.signal);
-      return parseLayerInfo('GetLayerInfo', reply.value);
+      return { layers: parseLayerInfo('GetLayerInfo', reply.value) };
     }
     const { manifest } = await this.fetchManifest(image, options);
-    return manifest.layers.map(({ digest, size, mediaType }) => ({ digest, size, mediaType }));
+    if (!isStorageReference(image.reference)) {
+      return { layers: manifest.layers.map(({ digest, size, mediaType }) => ({ digest, size, mediaType })) };
+    }
+    // The store serves what it keeps, the uncompressed layers, and not the
+    // compressed blobs the manifest (as pulled) names.
+    const config = await this.fetchConfig(image, options);
+    return { layers: storeLayers(manifest.layers, config.rootfs?.diff_ids ?? []), config };
   }
 
   /**
@@ -389,8 +423,9 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
    * @throws {ProtocolError} the config lists a different number of diff_ids.
    */
   async getLayerDiffIds(image: OpenedImage, options: CallOptions = {}): Promise<LayerWithDiffId[]> {
-    const layers = await this.getLayerInfo(image, options);
-    const config = await this.fetchConfig(image, options);
+    const served = await this.#servedLayers(image, options);
+    const layers = served.layers;
+    const config = served.config ?? (await this.fetchConfig(image, options));
     const diffIds = config.rootfs?.diff_ids ?? [];
     if (diffIds.length !== layers.length) {
       throw new ProtocolError(`the image has ${layers.length} layers but its config lists ${diffIds.length} diff_ids`);
@@ -433,20 +468,43 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
     }
   }
 
+  /** Opens a blob stream; `size` may be {@link UNKNOWN_SIZE}. */
   async #openBlob(image: OpenedImage, digest: string, size: number, options: BlobOptions): Promise<BlobStream> {
+    try {
+      return await this.#openBlobStream(image, digest, size, options);
+    } catch (error) {
+      // A store asked for a blob it does not keep: most likely a compressed digest from the manifest.
+      if (error instanceof RequestError && isStorageReference(image.reference) && /locating item named/.test(error.serverMessage)) {
+        throw new RequestError(error.method, error.serverMessage, error.code, { cause: error, hint: STORE_BLOB_HINT });
+      }
+      throw error;
+    }
+  }
+
+  async #openBlobStream(image: OpenedImage, digest: string, size: number, options: BlobOptions): Promise<BlobStream> {
     const stallTimeoutMs = options.stallTimeout ?? this.#stallTimeoutMs;
     const transfer = options.transfer ?? (this.supports('GetRawBlob') ? 'GetRawBlob' : 'GetBlob');
+    const known = size !== UNKNOWN_SIZE;
     if (transfer === 'GetRawBlob') {
-      const { size: reported, stream } = await this.getRawBlob(image, digest, { ...options, expectedSize: size, stallTimeout: stallTimeoutMs });
-      if (reported !== -1 && reported !== size) {
+      const { size: reported, stream } = await this.getRawBlob(image, digest, {
+        ...options,
+        ...(known && { expectedSize: size }),
+        stallTimeout: stallTimeoutMs,
+      });
+      if (known && reported !== -1 && reported !== size) {
         stream.destroy();
         throw new BlobVerificationError(digest, size, reported, `the source reports ${reported} bytes`);
       }
       return stream;
     }
-    const { reply, transport } = await this.#callWith('GetBlob', () => [this.#id(image), digest, size], 'pipe', options.signal);
+    // GetBlob needs a size. When it is unknown, ask for 0: the server's reply
+    // value is the size the source reports, and its only complaint will be
+    // that 0 bytes were expected (see FinishPipeBlobStream).
+    const requested = known ? size : 0;
+    const { reply, transport } = await this.#callWith('GetBlob', () => [this.#id(image), digest, requested], 'pipe', options.signal);
+    let reported: number;
     try {
-      expectSize('GetBlob', reply.value);
+      reported = expectSize('GetBlob', reply.value);
     } catch (error) {
       closeFds(reply.fds);
       finishPipe(transport, reply.pipeId).catch(() => {});
@@ -454,7 +512,8 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
     }
     return new FinishPipeBlobStream(reply.fds[0]!, () => finishPipe(transport, reply.pipeId), {
       digest,
-      expectedSize: size,
+      expectedSize: known ? size : reported,
+      requestedSize: requested,
       signal: options.signal,
       stallTimeoutMs,
       // The server's FinishPipe would wait for its stalled writer forever,
@@ -651,6 +710,7 @@ const NOT_FOUND_PATTERNS = [
   /manifest\.json: no such file or directory/i, // dir:
   /creating temp directory: (open [^:]+: no such file or directory|archive file not found)/i, // oci-archive:
   /^opening file "[^"]*": open [^:]+: no such file or directory$/i, // docker-archive:
+  /does not resolve to an image ID/i, // containers-storage: not in this store (or stored with another driver)
 ];
 
 /** Whether a proxy error message says the image does not exist. */

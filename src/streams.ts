@@ -11,12 +11,23 @@
  *    `size` would otherwise leave us waiting forever).
  *  - GetRawBlob (0.2.8): data and error pipes, no FinishPipe; we verify the
  *    digest and size ourselves.
+ *
+ * Size unknown (`getBlob(image, digest)`): GetBlob needs a size, but the
+ * server only uses it to check the byte count once the blob is written, and
+ * its reply value is the size the source reports. So the request asks for
+ * size 0, the stream reads exactly the reply's size, hashes the bytes itself,
+ * and takes FinishPipe's one complaint `expected 0 bytes in blob, got N`
+ * (N = the bytes received) as the expected outcome: the server sets that
+ * message only when the digest verified (a mismatch reads `corrupted blob`).
+ * This is how a `containers-storage:` layer is fetched on protocol 0.2.3,
+ * where nothing else tells its uncompressed size.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { BlobVerificationError, ImageProxyError, InvalidArgumentError, ProtocolError, RequestError, StallError } from './errors.js';
 import { native } from './native.js';
+import { UNKNOWN_SIZE } from './protocol.js';
 
 /** Which protocol method a blob stream is served by. */
 export type BlobTransfer = 'GetBlob' | 'GetRawBlob';
@@ -26,7 +37,11 @@ export interface BlobStream extends Readable {
   /** How the bytes are transferred (and so who verifies them). */
   readonly transfer: BlobTransfer;
   readonly digest: string;
-  /** The blob size the stream is verified against. */
+  /**
+   * The blob size the stream is verified against: the size asked for, or,
+   * when it was unknown, the size the proxy reported (-1 if the source could
+   * not tell either: then the digest alone is checked).
+   */
   readonly expectedSize: number;
   /** Bytes received from the proxy so far. */
   readonly bytesReceived: number;
@@ -107,11 +122,27 @@ function stallWatch(stream: Readable & BlobStream, options: CommonOptions): Idle
   });
 }
 
+/** Options of a {@link FinishPipeBlobStream}. */
+export interface FinishPipeOptions extends CommonOptions {
+  /** How long the pipe may be quiet, while read, before FinishPipe is sent. */
+  quietMs?: number;
+  /**
+   * The size sent in the GetBlob request, when it is not `expectedSize` (the
+   * size was unknown, so 0 was asked for). FinishPipe's complaint
+   * `expected REQUESTED bytes in blob, got RECEIVED` is then the expected
+   * outcome, and the digest is verified here as well.
+   */
+  requestedSize?: number;
+}
+
 /** GetBlob: the server verifies; FinishPipe carries its verdict. */
 export class FinishPipeBlobStream extends Readable implements BlobStream {
   readonly transfer = 'GetBlob' as const;
   readonly digest: string;
   readonly expectedSize: number;
+  readonly #requestedSize: number;
+  /** Set when the size was unknown: the bytes are hashed here too. */
+  readonly #hash: Hash | undefined;
   #received = 0;
   readonly #socket: Socket;
   readonly #finishPipe: () => Promise<void>;
@@ -124,10 +155,12 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
   #eof = false;
   readonly #detachSignal: () => void;
 
-  constructor(fd: number, finishPipe: () => Promise<void>, options: CommonOptions & { quietMs?: number }) {
+  constructor(fd: number, finishPipe: () => Promise<void>, options: FinishPipeOptions) {
     super({ highWaterMark: HIGH_WATER_MARK });
     this.digest = options.digest;
     this.expectedSize = options.expectedSize;
+    this.#requestedSize = options.requestedSize ?? options.expectedSize;
+    this.#hash = this.#requestedSize !== this.expectedSize ? createHash(hashAlgorithm(options.digest)) : undefined;
     this.#finishPipe = finishPipe;
     this.#quiet = new IdleTimer(options.quietMs ?? DEFAULT_QUIET_MS, () => this.#sendFinish());
     this.#stall = stallWatch(this, options);
@@ -164,14 +197,20 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
     callback(error);
   }
 
+  /** Whether the size to read is known (else the pipe is read until FinishPipe ends it). */
+  get #sized(): boolean {
+    return this.expectedSize !== UNKNOWN_SIZE;
+  }
+
   #onData(chunk: Buffer): void {
-    const room = this.expectedSize - this.#received;
+    const room = this.#sized ? this.expectedSize - this.#received : Infinity;
     this.#received += chunk.length;
+    this.#hash?.update(chunk);
     if (room > 0 && !this.destroyed) {
       const accepted = this.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
-      if (!accepted && this.#received < this.expectedSize) this.#socket.pause();
+      if (!accepted && (!this.#sized || this.#received < this.expectedSize)) this.#socket.pause();
     }
-    if (this.#received >= this.expectedSize) {
+    if (this.#sized && this.#received >= this.expectedSize) {
       // All we asked for is in: ask for the verdict, and drain any excess so
       // the server's writer (and so FinishPipe) can finish.
       this.#sendFinish();
@@ -212,13 +251,30 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
 
   #maybeComplete(): void {
     if (this.destroyed || !this.#eof || !this.#finishSettled) return;
-    if (this.#finishError) {
-      this.destroy(verificationFailure(this.#finishError, this.digest, this.expectedSize, this.#received));
-    } else if (this.#received !== this.expectedSize) {
+    const finishError = this.#finishError && !this.#isRequestedSizeComplaint(this.#finishError) ? this.#finishError : undefined;
+    if (finishError) {
+      this.destroy(verificationFailure(finishError, this.digest, this.expectedSize, this.#received));
+    } else if (this.#sized && this.#received !== this.expectedSize) {
       this.destroy(new BlobVerificationError(this.digest, this.expectedSize, this.#received, 'size mismatch'));
     } else {
-      this.push(null);
+      const actual = this.#hash && `${this.digest.slice(0, this.digest.indexOf(':'))}:${this.#hash.digest('hex')}`;
+      if (actual !== undefined && actual !== this.digest) {
+        this.destroy(new BlobVerificationError(this.digest, this.expectedSize, this.#received, `digest mismatch: the bytes hash to ${actual}`));
+      } else {
+        this.push(null);
+      }
     }
+  }
+
+  /**
+   * Size unknown: the server checked the bytes against the size we asked for
+   * (0), not the blob's. `expected 0 bytes in blob, got N` with N the bytes
+   * we received says only that; any other message is a real failure.
+   */
+  #isRequestedSizeComplaint(error: Error): boolean {
+    if (this.#requestedSize === this.expectedSize || !(error instanceof RequestError)) return false;
+    const match = /^expected (\d+) bytes in blob, got (\d+)$/i.exec(error.serverMessage.trim());
+    return match !== null && Number(match[1]) === this.#requestedSize && Number(match[2]) === this.#received;
   }
 }
 

@@ -9,11 +9,14 @@
  * anyway, which is harmless.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { buffer } from 'node:stream/consumers';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { before, describe, it } from 'node:test';
 import {
+  BlobVerificationError,
   ImageProxy,
   ProtocolError,
   ProxyExitedError,
@@ -146,6 +149,72 @@ describe('fake proxy: malformed replies', () => {
         return true;
       });
       assert.equal((await proxy.openImage('fake:two')).id, 1);
+      await proxy.close();
+    }));
+});
+
+describe('fake proxy: GetBlob with the size unknown', () => {
+  // What the fake's GetBlob serves (BLOB in fake_skopeo.py).
+  const blob = Buffer.from('fake blob bytes\n'.repeat(200));
+  const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+
+  it('the reply value is the size: exactly that is read, and the size complaint about the 0 asked for is expected', () =>
+    faultTest('size unknown', async () => {
+      const proxy = await spawnFake('normal', '0.2.3');
+      const image = await proxy.openImage('fake:one');
+      const stream = await proxy.getBlob(image, digest);
+      assert.equal(stream.expectedSize, blob.length);
+      assert.deepEqual(await buffer(stream), blob);
+      await proxy.close();
+    }));
+
+  it('a source that cannot tell the size (reply -1): read until FinishPipe ends the pipe, then the digest decides', () =>
+    faultTest('size unreported', async () => {
+      const proxy = await spawnFake('blob-size-unreported', '0.2.3');
+      const image = await proxy.openImage('fake:one');
+      const stream = await proxy.getBlob(image, digest);
+      assert.equal(stream.expectedSize, -1);
+      assert.deepEqual(await buffer(stream), blob);
+      assert.equal(stream.bytesReceived, blob.length);
+      assert.equal((await proxy.fetchManifest(image)).manifest.schemaVersion, 2, 'the proxy is still in step');
+      await proxy.close();
+    }));
+
+  it('a size complaint that names another byte count than received is a BlobVerificationError', () =>
+    faultTest('miscounted complaint', async () => {
+      const proxy = await spawnFake('blob-miscounted-complaint', '0.2.3');
+      const image = await proxy.openImage('fake:one');
+      await assert.rejects(buffer(await proxy.getBlob(image, digest)), (error: unknown) => {
+        assert.ok(error instanceof BlobVerificationError, String(error));
+        assert.match(error.detail, new RegExp(`expected 0 bytes in blob, got ${blob.length - 1}`));
+        return true;
+      });
+      assert.deepEqual(await buffer(await proxy.getBlob(image, digest)), blob, 'the next fetch works');
+      await proxy.close();
+    }));
+
+  it('other bytes with only a size complaint: the client-side hash refuses them', () =>
+    faultTest('other bytes', async () => {
+      const proxy = await spawnFake('blob-other-bytes', '0.2.3');
+      const image = await proxy.openImage('fake:one');
+      await assert.rejects(buffer(await proxy.getBlob(image, digest)), (error: unknown) => {
+        assert.ok(error instanceof BlobVerificationError, String(error));
+        assert.match(error.detail, /^digest mismatch: the bytes hash to sha256:/);
+        return true;
+      });
+      await proxy.close();
+    }));
+
+  it("the server's digest complaint wins over the size complaint: BlobVerificationError", () =>
+    faultTest('corrupted', async () => {
+      const proxy = await spawnFake('normal', '0.2.3');
+      const image = await proxy.openImage('fake:one');
+      const other = `sha256:${'e'.repeat(64)}`;
+      await assert.rejects(buffer(await proxy.getBlob(image, other)), (error: unknown) => {
+        assert.ok(error instanceof BlobVerificationError, String(error));
+        assert.match(error.detail, /corrupted blob, expecting sha256:e{64}/);
+        return true;
+      });
       await proxy.close();
     }));
 });

@@ -246,7 +246,9 @@ describe('errors', () => {
     await assert.rejects(proxy.getBlob(img, 'not-a-digest', 1), InvalidArgumentError);
     await assert.rejects(proxy.getBlob(img, 'md5:abcd', 1), /not supported/);
     await assert.rejects(proxy.getBlob(img, image.layers[0]!.digest, 2 ** 53), InvalidArgumentError);
-    await assert.rejects(proxy.getBlob(img, image.layers[0]!.digest, -1), InvalidArgumentError);
+    // -1 (or no size) means unknown: see containers-storage.test.ts. Other negatives and fractions are refused.
+    await assert.rejects(proxy.getBlob(img, image.layers[0]!.digest, -2), InvalidArgumentError);
+    await assert.rejects(proxy.getBlob(img, image.layers[0]!.digest, 1.5), InvalidArgumentError);
     await assert.rejects(proxy.openImage('oci:' + 'x'.repeat(40_000)), /over the proxy's limit/);
     assert.ok(await proxy.fetchConfig(img));
   });

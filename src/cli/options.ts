@@ -18,6 +18,7 @@ export const GLOBAL_OPTIONS = {
   'override-os': { type: 'string' },
   'override-variant': { type: 'string' },
   skopeo: { type: 'string' },
+  tmpdir: { type: 'string' },
   'stall-timeout': { type: 'string' },
   retry: { type: 'string' },
   debug: { type: 'boolean' },
@@ -35,6 +36,7 @@ export const GLOBAL_HELP = `Global options:
   --policy PATH             containers-policy.json to use
   --override-arch ARCH      pick ARCH from manifest lists (also --override-os, --override-variant)
   --skopeo PATH             the skopeo executable to run (default: $SKOPEO, else skopeo)
+  --tmpdir DIR              skopeo's directory for temporary files (default: $TMPDIR, else /var/tmp)
   --stall-timeout SECONDS   fail a blob that receives nothing for this long (default 60)
   --retry N                 retry a blob up to N times after a stall, reset or 5xx (default 0)
   --debug                   skopeo debug output on stderr
@@ -77,6 +79,7 @@ export function proxyConfig(values: GlobalValues): ImageProxyConfig {
   }
   const skopeo = values.skopeo ?? process.env.SKOPEO;
   if (skopeo) config.skopeoCommand = [skopeo];
+  if (values.tmpdir !== undefined) config.tmpDir = values.tmpdir;
   if (values.debug) config.debug = true;
   if (values['stall-timeout'] !== undefined) config.stallTimeout = integer('--stall-timeout', values['stall-timeout'], 60) * 1000;
   return config;

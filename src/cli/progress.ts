@@ -7,6 +7,7 @@
 export type Meter = (source: AsyncIterable<Buffer>) => AsyncGenerator<Buffer>;
 
 export interface Progress {
+  /** `total`: bytes, or -1 when not known before the transfer. */
   start(id: string, label: string, total: number): void;
   /** A pipeline step that counts the bytes of `id` flowing through it. */
   meter(id: string): Meter;
@@ -89,10 +90,12 @@ class JsonProgress extends BaseProgress {
     if (!task) return;
     if (event === 'progress') {
       const now = Date.now();
-      if (now - (this.#lastEmit.get(id) ?? 0) < 100 && task.bytes < task.total) return;
+      if (now - (this.#lastEmit.get(id) ?? 0) < 100 && (task.total < 0 || task.bytes < task.total)) return;
       this.#lastEmit.set(id, now);
     }
-    this.stream.write(JSON.stringify({ event, id, label: task.label, bytes: task.bytes, total: task.total, ...extra }) + '\n');
+    // total is null when the size is not known before the transfer.
+    const total = task.total < 0 ? null : task.total;
+    this.stream.write(JSON.stringify({ event, id, label: task.label, bytes: task.bytes, total, ...extra }) + '\n');
   }
 }
 
@@ -133,7 +136,8 @@ export function renderLine(task: Pick<Task, 'label' | 'total' | 'bytes' | 'start
   const rate = task.bytes / seconds;
   const fraction = task.total > 0 ? Math.min(task.bytes / task.total, 1) : task.finished ? 1 : 0;
   const eta = task.finished ? 'done' : rate > 0 && task.total > 0 ? `ETA ${formatDuration((task.total - task.bytes) / rate)}` : '';
-  const stats = `${formatBytes(task.bytes)}/${formatBytes(task.total)} ${formatBytes(rate)}/s ${eta}${task.note ? ` (${task.note})` : ''}`;
+  const total = task.total < 0 ? '?' : formatBytes(task.total); // unknown until the transfer ends
+  const stats = `${formatBytes(task.bytes)}/${total} ${formatBytes(rate)}/s ${eta}${task.note ? ` (${task.note})` : ''}`;
   const label = task.label.slice(0, 19).padEnd(19);
   // The numbers matter most: the bar takes whatever room is left, if any.
   const barWidth = Math.min(30, width - 1 - label.length - stats.length - 4);

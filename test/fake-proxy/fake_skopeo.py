@@ -26,9 +26,12 @@ Environment:
 The normal behaviour is a tiny well-behaved proxy: OpenImage(Optional) hands
 out ids 1, 2, ...; CloseImage; GetManifest / GetFullConfig send a small
 document through a pipe whose write end is closed only in FinishPipe (the
-real server's "pipe trap"); Shutdown exits 0.
+real server's "pipe trap"); GetBlob serves BLOB whatever the digest, replies
+with its size and, in FinishPipe, checks size then digest with skopeo's own
+messages; Shutdown exits 0.
 """
 
+import hashlib
 import json
 import os
 import signal
@@ -53,6 +56,9 @@ MANIFEST = json.dumps(
 ).encode()
 MANIFEST_DIGEST = "sha256:" + "a" * 64
 CONFIG = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+# What GetBlob serves: small enough to sit in a pipe buffer whole.
+BLOB = b"fake blob bytes\n" * 200
+BLOB_DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
 
 # A byte sequence that cannot be parsed as JSON.
 MALFORMED = b'{"success": tru'
@@ -78,6 +84,7 @@ class FakeProxy:
         self.next_image = 1
         self.next_pipe = 1
         self.pipes = {}  # pipeid -> write end, closed by FinishPipe
+        self.pipe_errors = {}  # pipeid -> what FinishPipe answers (GetBlob's verdict)
 
     def send(self, reply, fds=()):
         data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
@@ -117,18 +124,36 @@ class FakeProxy:
             content, value = (MANIFEST, MANIFEST_DIGEST) if method == "GetManifest" else (CONFIG, None)
             pipeid, r = self.new_pipe(content)
             self.send_with_fds(ok(value, pipeid), [r])
+        elif method == "GetBlob":
+            self.get_blob(args, BLOB, len(BLOB))
         elif method == "FinishPipe":
-            w = self.pipes.pop(args[0] if args else None, None)
+            pipeid = args[0] if args else None
+            w = self.pipes.pop(pipeid, None)
+            error = self.pipe_errors.pop(pipeid, None)
             if w is None:
                 self.send(failure(f"invalid pipe id {args!r}"))
             else:
                 os.close(w)
-                self.send(ok(None))
+                self.send(failure(error) if error else ok(None))
         elif method == "Shutdown":
             sys.exit(0)
         else:
             self.send(failure(f"unknown method {method}"))
 
+
+    def get_blob(self, args, content, value, verdict=None):
+        """Serves `content` for GetBlob(image, digest, size) and replies `value`.
+        FinishPipe then answers `verdict`, or what skopeo's writer would: a
+        size complaint, overwritten by a digest complaint."""
+        digest, size = args[1], args[2]
+        if verdict is None:
+            if len(content) != size:
+                verdict = f"expected {size} bytes in blob, got {len(content)}"
+            if "sha256:" + hashlib.sha256(content).hexdigest() != digest:
+                verdict = f"corrupted blob, expecting {digest}"
+        pipeid, r = self.new_pipe(content)
+        self.pipe_errors[pipeid] = verdict
+        self.send_with_fds(ok(value, pipeid), [r])
 
     def run(self):
         request = self.recv()
@@ -234,6 +259,24 @@ def duplicate_reply(proxy, method, args):
     proxy.send(ok(999))
 
 
+def blob_size_unreported(proxy, method, args):
+    # The source cannot tell the blob's size (a registry without
+    # Content-Length): GetBlob's reply value is -1.
+    proxy.get_blob(args, BLOB, -1)
+
+
+def blob_miscounted_complaint(proxy, method, args):
+    # FinishPipe complains about a byte count that is not what was sent.
+    proxy.get_blob(args, BLOB, len(BLOB), verdict=f"expected {args[2]} bytes in blob, got {len(BLOB) - 1}")
+
+
+def blob_other_bytes(proxy, method, args):
+    # Other bytes than the digest names, and a verdict that only mentions
+    # the size: only the client's own hash can catch it.
+    other = BLOB.replace(b"fake", b"evil")
+    proxy.get_blob(args, other, len(other), verdict=f"expected {args[2]} bytes in blob, got {len(other)}")
+
+
 # name -> (the method whose first request misbehaves, how)
 SCENARIOS = {
     "malformed-json": ("OpenImage", malformed_json),
@@ -248,6 +291,9 @@ SCENARIOS = {
     "close-socket-stay-alive": ("OpenImage", close_socket_stay_alive),
     "unknown-error-code": ("OpenImage", unknown_error_code),
     "duplicate-reply": ("OpenImage", duplicate_reply),
+    "blob-size-unreported": ("GetBlob", blob_size_unreported),
+    "blob-miscounted-complaint": ("GetBlob", blob_miscounted_complaint),
+    "blob-other-bytes": ("GetBlob", blob_other_bytes),
     # "shutdown-hangs" is handled in run() and main(): Shutdown never returns.
 }
 

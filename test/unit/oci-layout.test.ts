@@ -59,6 +59,15 @@ describe('servedLayers', () => {
     assert.match(result.changes[0]!, /^layer 0: the source serves sha256:0+3 \(30 bytes\) instead of sha256:0+1 \(10 bytes\)$/);
   });
 
+  it('a served blob of unknown size (-1, containers-storage on 0.2.3) replaces the layer with size -1, filled in once fetched', () => {
+    const result = servedLayers(manifestLayers, [
+      { digest: digest(5), size: -1, mediaType: OCI },
+      { digest: digest(2), size: -1, mediaType: OCI },
+    ]);
+    assert.deepEqual(result.layers, [{ mediaType: OCI, digest: digest(5), size: -1 }, manifestLayers[1]], 'the same digest keeps the manifest`s size');
+    assert.deepEqual(result.changes, [`layer 0: the source serves ${digest(5)} instead of ${digest(1)} (10 bytes)`]);
+  });
+
   it('replaces all layers when the counts differ', () => {
     const result = servedLayers(manifestLayers, [{ digest: digest(4), size: 40, mediaType: OCI }]);
     assert.deepEqual(result.layers, [{ mediaType: OCI, digest: digest(4), size: 40 }]);

@@ -6,8 +6,11 @@ import { outputTarget, transferWithRetry, withImage, writeOutput } from '../sess
 export const help = `Usage: containers-image-proxy blob IMAGE DIGEST [--size N] [-o FILE]
 
 Writes one verified blob (a layer or the config) to stdout or FILE. The size
-is looked up in the manifest when --size is not given. If the bytes do not
-match DIGEST the command fails and FILE is not created.
+is looked up in the manifest, then in the blobs the proxy serves, when --size
+is not given (for containers-storage: on protocol 0.2.3 the proxy tells it
+as the blob is sent). If the bytes do not match DIGEST the command fails and
+FILE is not created. containers-storage: keeps layers uncompressed: fetch
+the digests "layers" lists (the diff_ids), not the manifest's.
 
 FILE may be a new name or a regular file: the blob goes to a temporary name
 beside it and is renamed over it once verified (a replaced file keeps its

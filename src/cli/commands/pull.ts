@@ -1,4 +1,5 @@
 import { OciLayoutWriter, checkTag, pullImage, type PulledImage } from '../../oci-layout.js';
+import { parseStorageReference } from '../../storage.js';
 import { integer, parseCommand, UsageError, type GlobalValues } from '../options.js';
 import { createProgress } from '../progress.js';
 import { transferWithRetry, withImage } from '../session.js';
@@ -78,10 +79,15 @@ function reportManifest(values: GlobalValues, pulled: PulledImage, tag: string):
   }
 }
 
-/** The tag of a reference like `docker://host/repo:tag` or `oci:dir:tag`, else `latest`. */
+/**
+ * The tag of a reference like `docker://host/repo:tag`, `oci:dir:tag` or
+ * `containers-storage:[vfs@ROOT+RUNROOT]host/repo:tag`, else `latest`.
+ */
 export function tagOf(reference: string): string {
   const docker = /^docker:\/\/[^@]*?:([\w][\w.-]{0,127})$/.exec(reference);
   if (docker && !docker[1]!.includes('/')) return docker[1]!;
+  const storage = parseStorageReference(reference);
+  if (storage) return /^[^@]*:([\w][\w.-]{0,127})$/.exec(storage.image)?.[1] ?? 'latest';
   const layout = /^(?:oci|oci-archive):[^:]+:([\w][\w.-]{0,127})$/.exec(reference);
   return layout?.[1] ?? 'latest';
 }
