@@ -368,6 +368,24 @@ describe('cli: extract', () => {
     assert.match(bad.stderr, /has 3 layers/);
   });
 
+  it('refuses a non-empty DIR unless --allow-non-empty, and stops at --max-uncompressed', () => {
+    using dir = tempDir();
+    const root = join(dir.path, 'rootfs');
+    mkdirSync(root);
+    writeFileSync(join(root, 'mine'), 'keep');
+    const refused = cli('extract', image.reference, root);
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /is not empty.*--allow-non-empty/);
+    assert.deepEqual(readdirSync(root), ['mine']);
+    ok(cli('extract', image.reference, root, '--allow-non-empty'));
+    assert.ok(readdirSync(root).length > 1);
+    assert.equal(readFileSync(join(root, 'mine'), 'utf8'), 'keep');
+    const limited = cli('extract', image.reference, join(dir.path, 'limited'), '--max-uncompressed', '100');
+    assert.equal(limited.status, 1);
+    assert.match(limited.stderr, /passes the limit of 100 bytes/);
+    assert.equal(cli('extract', image.reference, join(dir.path, 'bad'), '--max-uncompressed', 'lots').status, 2);
+  });
+
   it('extracts a zstd layer', () => {
     using dir = tempDir();
     const zstd = buildImage(join(dir.path, 'layout'), 'z', [{ compression: 'zstd', entries: [{ type: 'file', name: 'pkg/hello.rpm', content: 'not really an rpm\n' }] }]);
