@@ -3,7 +3,8 @@
  * client streaming a blob, and the baselines (cat, the Python client,
  * skopeo inspect) run as child processes.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
@@ -177,6 +178,22 @@ export async function interleave<K extends string>(
     progress(round === 0 ? 'warm-up done' : `round ${round}/${rounds}`);
   }
   return samples;
+}
+
+/**
+ * Times `job` in a fresh scratch directory, removed afterwards (neither is
+ * timed). `sync` first flushes earlier rounds' writes, for jobs that create
+ * many files and would otherwise pay for the previous round's writeback.
+ */
+export async function timedInScratch(scratch: string, job: (dir: string) => Promise<unknown>, options: { sync?: boolean } = {}): Promise<number> {
+  rmSync(scratch, { recursive: true, force: true });
+  mkdirSync(scratch, { recursive: true });
+  if (options.sync) execFileSync('sync');
+  const start = now();
+  await job(scratch);
+  const seconds = secondsSince(start);
+  rmSync(scratch, { recursive: true, force: true });
+  return seconds;
 }
 
 /** Per-round ratios a[i]/b[i] of paired samples. */

@@ -8,10 +8,10 @@
  *    user would do without this library.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ImageFixture } from '../fixtures.js';
-import { interleave, now, pairedRatios, secondsSince } from '../harness.js';
+import { interleave, pairedRatios, timedInScratch } from '../harness.js';
 import { ROOT, type Release } from '../options.js';
 import { sizeLabel, type Context, type Goal, type Section } from '../scenario.js';
 import { fmtSummary, summarize, table } from '../stats.js';
@@ -27,17 +27,6 @@ function run(command: string, args: readonly string[]): Promise<void> {
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr}`))));
   });
-}
-
-/** Times `job` into a fresh scratch directory, removed afterwards (removal not timed). */
-async function timed(scratch: string, job: (dir: string) => Promise<void>): Promise<number> {
-  rmSync(scratch, { recursive: true, force: true });
-  mkdirSync(scratch, { recursive: true });
-  const start = now();
-  await job(scratch);
-  const seconds = secondsSince(start);
-  rmSync(scratch, { recursive: true, force: true });
-  return seconds;
 }
 
 const cli = (release: Release, ...args: string[]): Promise<void> => run(process.execPath, [CLI, ...args, '--skopeo', release.path, '--quiet']);
@@ -56,8 +45,8 @@ async function compare(
     const samples = await interleave(
       context.options.runs,
       [
-        ['ours', () => timed(scratch, (dir) => ours(release, dir))],
-        ['skopeo', () => timed(scratch, (dir) => theirs(release, dir))],
+        ['ours', () => timedInScratch(scratch, (dir) => ours(release, dir))],
+        ['skopeo', () => timedInScratch(scratch, (dir) => theirs(release, dir))],
       ] as const,
       (text) => context.progress(`${name} ${release.label}: ${text}`),
     );

@@ -10,17 +10,19 @@
  *    layer blob.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { blobPath, writeBlob, writeImage } from '../../test/support/oci-layout.js';
 import { tar, type TarEntry } from '../../test/support/tar.js';
-import { interleave, now, pairedRatios, secondsSince } from '../harness.js';
+import { interleave, pairedRatios, timedInScratch } from '../harness.js';
 import { ROOT } from '../options.js';
 import type { Context, Goal, Section } from '../scenario.js';
 import { fmtSummary, summarize, table } from '../stats.js';
 
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const TIME = '/usr/bin/time';
+/** Both sides create thousands of files: flush the previous round's first. */
+const SYNC = { sync: true };
 
 /** Runs a command; resolves with its peak RSS in KiB (GNU time's %M). */
 function run(command: string, args: readonly string[]): Promise<number> {
@@ -34,18 +36,6 @@ function run(command: string, args: readonly string[]): Promise<number> {
       resolve(Number(stderr.trim().split('\n').pop()));
     });
   });
-}
-
-/** Times `job` in a fresh scratch directory (its removal is not timed). */
-async function timed(scratch: string, job: (dir: string) => Promise<unknown>): Promise<number> {
-  rmSync(scratch, { recursive: true, force: true });
-  mkdirSync(scratch, { recursive: true });
-  execFileSync('sync');
-  const start = now();
-  await job(scratch);
-  const seconds = secondsSince(start);
-  rmSync(scratch, { recursive: true, force: true });
-  return seconds;
 }
 
 const ratioText = (ours: number[], theirs: number[]) => {
@@ -67,14 +57,18 @@ export async function realRootfs(context: Context): Promise<Section> {
     const samples = await interleave(
       context.options.runs,
       [
-        ['ours', () => timed(scratch, async (dir) => rss.push(await run(process.execPath, [CLI, 'extract', reference, join(dir, 'rootfs'), '--skopeo', release.path, '--quiet'])))],
+        ['ours', () => timedInScratch(scratch, async (dir) => rss.push(await run(process.execPath, [CLI, 'extract', reference, join(dir, 'rootfs'), '--skopeo', release.path, '--quiet'])), SYNC)],
         [
           'theirs',
           () =>
-            timed(scratch, async (dir) => {
-              await run(release.path, ['copy', '--quiet', reference, `oci:${join(dir, 'layout')}:t`]);
-              await run('umoci', ['unpack', '--image', `${join(dir, 'layout')}:t`, join(dir, 'bundle')]);
-            }),
+            timedInScratch(
+              scratch,
+              async (dir) => {
+                await run(release.path, ['copy', '--quiet', reference, `oci:${join(dir, 'layout')}:t`]);
+                await run('umoci', ['unpack', '--image', `${join(dir, 'layout')}:t`, join(dir, 'bundle')]);
+              },
+              SYNC,
+            ),
         ],
       ] as const,
       (text) => context.progress(`real rootfs ${release.label}: ${text}`),
@@ -131,8 +125,8 @@ export async function tinyFiles(context: Context): Promise<Section> {
     const samples = await interleave(
       context.options.runs,
       [
-        ['ours', () => timed(scratch, (dir) => run(process.execPath, [CLI, 'extract', image.reference, join(dir, 'rootfs'), '--skopeo', release.path, '--quiet']))],
-        ['tar', () => timed(scratch, (dir) => run('tar', ['-xf', image.blob, '-C', dir]))],
+        ['ours', () => timedInScratch(scratch, (dir) => run(process.execPath, [CLI, 'extract', image.reference, join(dir, 'rootfs'), '--skopeo', release.path, '--quiet']), SYNC)],
+        ['tar', () => timedInScratch(scratch, (dir) => run('tar', ['-xf', image.blob, '-C', dir]), SYNC)],
       ] as const,
       (text) => context.progress(`tiny files ${release.label}: ${text}`),
     );
