@@ -4,7 +4,7 @@
  * files the child inherits (see {@link SpawnPlan.secretFiles}).
  */
 import { ConfigurationError } from './errors.js';
-import type { RetryPolicy } from './retry.js';
+import type { PolicyOptions } from './policy.js';
 
 /** Which image to pick from a manifest list, instead of the running machine's. */
 export interface Platform {
@@ -24,7 +24,11 @@ export interface Credentials {
 }
 
 /** How to run the proxy. Every field is optional. */
-export interface ImageProxyConfig {
+/**
+ * How to run skopeo, and the default call policy ({@link PolicyOptions}:
+ * `replyTimeout`, `bodyIdleTimeout`, their shorthand `stallTimeout`, `retry`).
+ */
+export interface ImageProxyConfig extends PolicyOptions {
   /** Path of a containers-auth.json file (`--authfile`). Conflicts with `authData` and `authAnonymous`. */
   authFile?: string;
   /**
@@ -70,15 +74,6 @@ export interface ImageProxyConfig {
    * on by the environment variable `CONTAINERS_IMAGE_PROXY_DEBUG`.
    */
   debug?: boolean;
-  /**
-   * Milliseconds a blob stream may receive nothing, while it is being read,
-   * before it fails with StallError (default 60 000; 0 disables). On proxies
-   * without GetRawBlob a stall leaves skopeo wedged in FinishPipe, so the
-   * proxy is then restarted and open images re-opened (`restart` event).
-   */
-  stallTimeout?: number;
-  /** Default retry policy of blob fetches (see {@link RetryPolicy}); none by default. */
-  retry?: RetryPolicy;
   /**
    * The command that runs skopeo, as an argv prefix: `['/opt/skopeo/bin/skopeo']`
    * or `['systemd-run', '-Pq', '--', 'skopeo']`. Defaults to `['skopeo']`. A

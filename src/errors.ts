@@ -3,6 +3,8 @@
  * library is an {@link ImageProxyError}; `instanceof` the subclass to react.
  */
 
+import { classifyMessage, type FailureKind } from './skopeo-messages.js';
+
 /** Base class of every error this library throws. */
 export class ImageProxyError extends Error {
   override name = 'ImageProxyError';
@@ -50,24 +52,17 @@ export class InvalidArgumentError extends ImageProxyError {
 /** Error codes the proxy attaches to failures (protocol 0.2.8). */
 export type ProxyErrorCode = 'EPIPE' | 'retryable' | 'other';
 
-/**
- * Failures worth repeating as skopeo words them: network resets and timeouts,
- * and 5xx or 429 answers from a registry. Never 401, 404, digest mismatches or
- * policy rejections.
- */
-const TRANSIENT =
-  /connection reset|broken pipe|unexpected EOF|i\/o timeout|TLS handshake timeout|server closed|connection refused|EOF$|\b(500|502|503|504|429)\b|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Timeout|Too Many Requests/i;
-const PERMANENT = /unauthorized|authentication required|denied|manifest unknown|blob unknown|\bnot found\b|did not match|corrupted blob|signature|rejected by policy|no such file/i;
-
-/** Whether skopeo's message describes a transient failure. */
+/** Whether skopeo's message describes a transient failure (see {@link classifyMessage}). */
 export function isTransientMessage(message: string): boolean {
-  return TRANSIENT.test(message) && !PERMANENT.test(message);
+  return classifyMessage(message) === 'transient';
 }
 
 /** The proxy answered a request with an error (image not found, unauthorized, ...). */
 export class RequestError extends ImageProxyError {
   override name = 'RequestError';
   override readonly retryable: boolean;
+  /** What the failure is, read from the proxy's message (see {@link classifyMessage}). */
+  readonly kind: FailureKind;
   constructor(
     /** The protocol method that failed, e.g. `OpenImage`. */
     readonly method: string,
@@ -81,7 +76,8 @@ export class RequestError extends ImageProxyError {
     },
   ) {
     super(`${method} failed: ${serverMessage}${options?.hint ? `; ${options.hint}` : ''}`, options);
-    this.retryable = code === 'retryable' || isTransientMessage(serverMessage);
+    this.kind = classifyMessage(serverMessage);
+    this.retryable = code === 'retryable' || this.kind === 'transient';
   }
 }
 

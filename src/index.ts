@@ -14,17 +14,19 @@ export {
   DEFAULT_STALL_TIMEOUT_MS,
   ImageProxy,
   OpenedImage,
-  isNotFound,
   type BlobOptions,
   type CallOptions,
   type CloseOptions,
   type LayerWithDiffId,
   type RestartEvent,
 } from './proxy.js';
+export { isNotFound } from './skopeo-messages.js';
 export { isRetryable, withRetry, type RetryEvent, type RetryPolicy } from './retry.js';
 export { RootfsWriter, ExtractionError, type ExtractionReport, type RootfsWriterOptions } from './extract/rootfs-writer.js';
 export type { Credentials, ImageProxyConfig, Platform } from './config.js';
-export type { BlobStream, BlobTransfer } from './streams.js';
+export type { BlobStream, BlobTransfer } from './blobs/index.js';
+export type { PolicyOptions } from './policy.js';
+export { classifyMessage, type FailureKind } from './skopeo-messages.js';
 export { FEATURE_VERSIONS, MINIMUM_PROTOCOL_VERSION, UNKNOWN_SIZE, type Feature } from './protocol.js';
 export * from './errors.js';
 export { MediaType, type ConvertedLayerInfo, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest } from './oci.js';

@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageProxyError } from './errors.js';
-import type { BlobStream, BlobTransfer } from './streams.js';
+import type { BlobStream, BlobTransfer } from './blobs/stream-kit.js';
 
 export interface RetryPolicy {
   /** How many times to try in all (1 = no retry). */

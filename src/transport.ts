@@ -1,63 +1,71 @@
 /**
  * The request/reply channel to one proxy: requests go out one at a time in
  * FIFO order (the server handles one at a time anyway), each reply is matched
- * to the request in flight, and received fds are handed to the caller, who
- * then owns them. When the socket closes, every pending and later request
- * fails with the error the owner supplies.
+ * to the request in flight and typed here (plain, pipe or dual), and every
+ * sent request has a reply deadline. The transport reports to its owner, the
+ * supervisor, and decides nothing: a missed deadline is "wedged", a closed
+ * socket "disconnected". Once failed, every pending and later request fails.
  */
-import { closeSync } from 'node:fs';
 import { ProtocolError, RequestError } from './errors.js';
 import { native, type NativeChannel } from './native.js';
-import { decodeReply, encodeRequest, type Reply, type RequestArg } from './protocol.js';
+import { decodeReply, encodeRequest, type RequestArg } from './protocol.js';
+import {
+  closeFd,
+  DualReply,
+  PipeReply,
+  releaseReply,
+  ReplyDeadline,
+  type DualOwner,
+  type PipeOwner,
+  type ReplyKind,
+  type ReplyOf,
+} from './replies.js';
 
-/** What a successful reply must carry besides its value. */
-export type ReplyShape =
-  /** No pipe, no fds. */
-  | 'plain'
-  /** A pipe id and one fd (the read end of the pipe). */
-  | 'pipe'
-  /** Two fds, data and error, and no pipe id (GetRawBlob). */
-  | 'dual';
+/** Who the transport reports to. */
+export interface TransportOwner {
+  /** A sent request got no reply in time: the server is stuck, for `reason`. */
+  wedged(transport: Transport, reason: Error): void;
+  /** The socket closed or failed. */
+  disconnected(transport: Transport, cause?: Error): void;
+}
 
-export interface RequestOptions {
-  shape?: ReplyShape;
+export interface RequestOptions<K extends ReplyKind> {
   signal?: AbortSignal | undefined;
-  /** Undoes what a reply the caller gave up on created on the server (e.g. CloseImage). */
-  onAbandoned?: ((reply: Reply) => void) | undefined;
-  /** Called if no reply came `ms` after the request was sent (time in the queue does not count). */
-  deadline?: { ms: number; onExpired: () => void } | undefined;
+  /** How long the reply may take once the request is sent (0: forever). */
+  replyTimeoutMs: number;
+  /** Undoes what a reply the caller gave up on made on the server (e.g. CloseImage); its fds and pipe are freed anyway. */
+  onAbandoned?: ((reply: ReplyOf<K>, transport: Transport) => void) | undefined;
 }
 
 interface Pending {
   method: string;
   packet: Buffer;
-  shape: ReplyShape;
+  kind: ReplyKind;
+  replyTimeoutMs: number;
+  deadline: ReplyDeadline;
   /** No reply will come (Shutdown). */
   oneWay: boolean;
   /** The caller gave up (abort); the reply is cleaned up when it arrives. */
   abandoned: boolean;
-  onAbandoned: ((reply: Reply) => void) | undefined;
-  deadline: RequestOptions['deadline'];
-  timer?: NodeJS.Timeout;
-  resolve(reply: Reply): void;
+  onAbandoned: ((reply: never, transport: Transport) => void) | undefined;
+  resolve(reply: ReplyOf<ReplyKind> | undefined): void;
   reject(error: Error): void;
   cleanup(): void;
 }
 
-export class Transport {
+export class Transport implements PipeOwner, DualOwner {
   readonly #channel: NativeChannel;
   readonly #queue: Pending[] = [];
   #inFlight: Pending | undefined;
   #failure: Error | undefined;
-  readonly #onDisconnect: (cause?: Error) => void;
+  readonly #failed: Promise<Error>;
+  #onFailed!: (error: Error) => void;
+  readonly #owner: TransportOwner;
 
-  /**
-   * @param fd our end of the socketpair; the transport owns and closes it.
-   * @param onDisconnect called once when the socket closes or fails; the owner
-   *   answers by calling {@link fail} with the error callers should see.
-   */
-  constructor(fd: number, onDisconnect: (cause?: Error) => void) {
-    this.#onDisconnect = onDisconnect;
+  /** @param fd our end of the socketpair; the transport owns and closes it. */
+  constructor(fd: number, owner: TransportOwner) {
+    this.#owner = owner;
+    this.#failed = new Promise((resolve) => (this.#onFailed = resolve));
     this.#channel = new native.Channel(fd, (error, data, fds) => this.#onPacket(error, data, fds));
     this.#channel.unref();
   }
@@ -72,14 +80,29 @@ export class Transport {
     return this.#failure;
   }
 
-  /** Sends a request once those before it are answered; resolves with its reply. */
-  request(method: string, args: readonly RequestArg[], options: RequestOptions = {}): Promise<Reply> {
-    return this.#enqueue(method, args, options.shape ?? 'plain', false, options.signal, options.onAbandoned, options.deadline);
+  /** Sends a request once those before it are answered; resolves with its reply, of the kind asked for. */
+  request<K extends ReplyKind>(method: string, args: readonly RequestArg[], kind: K, options: RequestOptions<K>): Promise<ReplyOf<K>> {
+    const deadline = new ReplyDeadline(method, options.replyTimeoutMs);
+    return this.#enqueue(method, args, kind, deadline, options, false) as Promise<ReplyOf<K>>;
   }
 
   /** Sends a request that gets no reply (Shutdown), in order with the others. */
   async sendOneWay(method: string): Promise<void> {
-    await this.#enqueue(method, [], 'plain', true, undefined);
+    await this.#enqueue(method, [], 'plain', new ReplyDeadline(method, 0), { replyTimeoutMs: 0 }, true);
+  }
+
+  finishPipe(pipeId: number, deadline: ReplyDeadline): Promise<void> {
+    return this.#enqueue('FinishPipe', [pipeId], 'plain', deadline, { replyTimeoutMs: 0 }, false).then(() => undefined);
+  }
+
+  failureWithin(ms: number): Promise<Error | undefined> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(this.#failure), ms);
+      void this.#failed.then((error) => {
+        clearTimeout(timer);
+        resolve(error);
+      });
+    });
   }
 
   /**
@@ -89,6 +112,7 @@ export class Transport {
   fail(error: Error, unsentError: Error = error): void {
     if (this.#failure) return;
     this.#failure = error;
+    this.#onFailed(error);
     this.#channel.close();
     const inFlight = this.#inFlight;
     const queued = [...this.#queue];
@@ -107,12 +131,12 @@ export class Transport {
   #enqueue(
     method: string,
     args: readonly RequestArg[],
-    shape: ReplyShape,
+    kind: ReplyKind,
+    deadline: ReplyDeadline,
+    options: RequestOptions<never>,
     oneWay: boolean,
-    signal: AbortSignal | undefined,
-    onAbandoned?: (reply: Reply) => void,
-    deadline?: RequestOptions['deadline'],
-  ): Promise<Reply> {
+  ): Promise<ReplyOf<ReplyKind> | undefined> {
+    const { signal } = options;
     if (this.#failure) return Promise.reject(this.#failure);
     if (signal?.aborted) return Promise.reject(signal.reason);
     let packet: Buffer;
@@ -121,26 +145,27 @@ export class Transport {
     } catch (error) {
       return Promise.reject(error);
     }
-    return new Promise<Reply>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       const onAbort = (): void => {
         const index = this.#queue.indexOf(entry);
         if (index >= 0) this.#queue.splice(index, 1);
-        else entry.abandoned = true; // in flight: its reply is cleaned up on arrival
+        else entry.abandoned = true; // in flight: its reply is cleaned up on arrival, the caller is released now
         reject(signal?.reason);
       };
       const entry: Pending = {
         method,
         packet,
-        shape,
+        kind,
+        replyTimeoutMs: options.replyTimeoutMs,
+        deadline,
         oneWay,
         abandoned: false,
-        onAbandoned,
-        deadline,
+        onAbandoned: options.onAbandoned,
         resolve,
         reject,
         cleanup: () => {
           signal?.removeEventListener('abort', onAbort);
-          if (entry.timer) clearTimeout(entry.timer);
+          deadline.settle();
         },
       };
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -159,7 +184,7 @@ export class Transport {
         if (isDisconnect(error)) {
           // The child is gone: the request fails with the owner's exit error.
           this.#inFlight = next;
-          this.#onDisconnect(error as Error);
+          this.#owner.disconnected(this, error as Error);
           return;
         }
         next.cleanup();
@@ -168,14 +193,11 @@ export class Transport {
       }
       if (next.oneWay) {
         next.cleanup();
-        next.resolve({ value: null, pipeId: 0, fds: [] });
+        next.resolve(undefined);
         continue;
       }
       this.#inFlight = next;
-      if (next.deadline && next.deadline.ms > 0) {
-        next.timer = setTimeout(next.deadline.onExpired, next.deadline.ms);
-        next.timer.unref();
-      }
+      next.deadline.arm((reason) => this.#owner.wedged(this, reason));
     }
     // Only a request waiting for its reply keeps the event loop alive.
     if (this.#inFlight) this.#channel.ref();
@@ -188,78 +210,66 @@ export class Transport {
         this.#settle(new ProtocolError(`the proxy's reply could not be received whole: ${error.message}`));
         return;
       }
-      this.#onDisconnect(error);
+      this.#owner.disconnected(this, error);
       return;
     }
     if (!data) {
-      this.#onDisconnect();
+      this.#owner.disconnected(this);
       return;
     }
     const received = fds ?? [];
-    if (!this.#inFlight) {
-      closeFds(received);
+    const entry = this.#inFlight;
+    if (!entry) {
+      received.forEach(closeFd);
       this.fail(new ProtocolError('the proxy sent a reply to no request; the connection is out of step'));
       return;
     }
     try {
       const decoded = decodeReply(data);
       if (!decoded.ok) {
-        closeFds(received);
-        this.#settle(new RequestError(this.#inFlight.method, decoded.error, decoded.code));
+        received.forEach(closeFd);
+        this.#settle(new RequestError(entry.method, decoded.error, decoded.code));
         return;
       }
-      checkShape(this.#inFlight.method, this.#inFlight.shape, decoded.pipeId, received);
-      this.#settle(undefined, { value: decoded.value, pipeId: decoded.pipeId, fds: received });
+      this.#settle(undefined, this.#typed(entry, decoded.value, decoded.pipeId, received));
     } catch (protocolError) {
-      closeFds(received);
+      received.forEach(closeFd);
       this.#settle(protocolError as Error);
     }
   }
 
-  #settle(error: Error | undefined, reply?: Reply): void {
+  /** Checks the reply's fds and pipe id against what the method sends, and wraps them. */
+  #typed({ method, kind, replyTimeoutMs }: Pending, value: unknown, pipeId: number, fds: number[]): ReplyOf<ReplyKind> {
+    const wanted = kind === 'plain' ? 0 : kind === 'pipe' ? 1 : 2;
+    if (fds.length !== wanted) throw new ProtocolError(`${method}: expected ${wanted} file descriptor(s) with the reply, got ${fds.length}`);
+    if (kind === 'pipe' && pipeId === 0) throw new ProtocolError(`${method}: the reply has a pipe but no pipeid`);
+    if (kind !== 'pipe' && pipeId !== 0) throw new ProtocolError(`${method}: the reply has an unexpected pipeid ${pipeId}`);
+    if (kind === 'pipe') return new PipeReply(value, pipeId, fds[0]!, this, replyTimeoutMs);
+    if (kind === 'dual') return new DualReply(value, fds[0]!, fds[1]!, this);
+    return { kind: 'plain', value };
+  }
+
+  #settle(error: Error | undefined, reply?: ReplyOf<ReplyKind>): void {
     const entry = this.#inFlight;
     this.#inFlight = undefined;
     if (entry) {
       entry.cleanup();
       if (entry.abandoned) {
-        if (reply) this.#release(reply, entry.onAbandoned);
+        if (reply) {
+          releaseReply(reply);
+          entry.onAbandoned?.(reply as never, this);
+        }
       } else if (error) {
         entry.reject(error);
-      } else if (reply) {
+      } else {
         entry.resolve(reply);
       }
     }
     this.#pump();
   }
-
-  /** Frees what an abandoned request was given: fds, the server's pipe, and whatever else it made. */
-  #release(reply: Reply, onAbandoned: ((reply: Reply) => void) | undefined): void {
-    closeFds(reply.fds);
-    if (reply.pipeId !== 0) this.request('FinishPipe', [reply.pipeId]).catch(() => {});
-    onAbandoned?.(reply);
-  }
-}
-
-function checkShape(method: string, shape: ReplyShape, pipeId: number, fds: number[]): void {
-  const wanted = shape === 'plain' ? 0 : shape === 'pipe' ? 1 : 2;
-  if (fds.length !== wanted) {
-    throw new ProtocolError(`${method}: expected ${wanted} file descriptor(s) with the reply, got ${fds.length}`);
-  }
-  if (shape === 'pipe' && pipeId === 0) throw new ProtocolError(`${method}: the reply has a pipe but no pipeid`);
-  if (shape !== 'pipe' && pipeId !== 0) throw new ProtocolError(`${method}: the reply has an unexpected pipeid ${pipeId}`);
 }
 
 function isDisconnect(error: unknown): boolean {
   const code = (error as { code?: string }).code;
   return code === 'EPIPE' || code === 'ECONNRESET' || code === 'ENOTCONN';
-}
-
-export function closeFds(fds: readonly number[]): void {
-  for (const fd of fds) {
-    try {
-      closeSync(fd);
-    } catch {
-      // already closed
-    }
-  }
 }

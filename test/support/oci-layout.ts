@@ -1,12 +1,16 @@
 /**
- * Writes real OCI image layouts (image-spec 1.1) for tests, benchmarks and
- * the bundled example: deterministic layers, config, manifest and index.json.
+ * Builds real OCI image layouts (image-spec 1.1) for tests, benchmarks and
+ * the bundled example: deterministic layers, config and manifest. Where blobs
+ * go and what index.json holds is src/oci-layout.ts's (synchronous here, so
+ * fixtures can be made anywhere).
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { MediaType, type Descriptor } from '../../src/oci.js';
+import { indexWithTag, layoutBlobPath, LAYOUT_MARKER } from '../../src/oci-layout.js';
 import { tar, type TarEntry } from './tar.js';
 
 export type Compression = 'none' | 'gzip' | 'zstd';
@@ -42,8 +46,7 @@ export function sha256(data: Buffer | string): string {
 }
 
 export function blobPath(layout: string, digest: string): string {
-  const [algorithm, hex] = digest.split(':') as [string, string];
-  return join(layout, 'blobs', algorithm, hex);
+  return layoutBlobPath(layout, digest);
 }
 
 /** Stores a blob in the layout and returns its digest. */
@@ -55,16 +58,11 @@ export function writeBlob(layout: string, data: Buffer): string {
 }
 
 /** Adds a manifest to index.json under a tag (creating the layout). */
-export function addToIndex(layout: string, descriptor: Record<string, unknown>, tag: string): void {
+export function addToIndex(layout: string, { mediaType = MediaType.ImageManifest, ...descriptor }: Omit<Descriptor, 'mediaType'> & { mediaType?: string | undefined }, tag: string): void {
   mkdirSync(layout, { recursive: true });
-  writeFileSync(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  writeFileSync(join(layout, 'oci-layout'), LAYOUT_MARKER);
   const indexPath = join(layout, 'index.json');
-  const index = existsSync(indexPath)
-    ? (JSON.parse(readFileSync(indexPath, 'utf8')) as { manifests: Array<Record<string, unknown>> })
-    : { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] };
-  index.manifests = index.manifests.filter((m) => (m.annotations as Record<string, string> | undefined)?.['org.opencontainers.image.ref.name'] !== tag);
-  index.manifests.push({ ...descriptor, annotations: { 'org.opencontainers.image.ref.name': tag } });
-  writeFileSync(indexPath, JSON.stringify(index));
+  writeFileSync(indexPath, indexWithTag(layout, existsSync(indexPath) ? readFileSync(indexPath, 'utf8') : undefined, { mediaType, ...descriptor }, tag));
 }
 
 /**

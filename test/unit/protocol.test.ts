@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidArgumentError, ProtocolError } from '../../src/errors.js';
 import { compareVersions, decodeReply, encodeRequest } from '../../src/protocol.js';
-import { parseRawBlobError } from '../../src/streams.js';
+import { parseRawBlobError } from '../../src/blobs/raw-blob-stream.js';
 
 describe('encodeRequest', () => {
   it('encodes method and args as one JSON packet', () => {

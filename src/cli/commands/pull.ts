@@ -1,4 +1,5 @@
-import { OciLayoutWriter, checkTag, pullImage, type PulledImage } from '../../oci-layout.js';
+import { OciLayoutWriter, checkTag } from '../../oci-layout.js';
+import { pullImage, type PulledImage } from '../../pull-image.js';
 import { parseStorageReference } from '../../storage.js';
 import { integer, parseCommand, UsageError, type GlobalValues } from '../options.js';
 import { createProgress } from '../progress.js';

@@ -1,0 +1,110 @@
+/**
+ * What both kinds of blob stream share: the public stream type, digest
+ * checks, the idle timer behind stall detection, and pipe sockets.
+ */
+import type { Hash } from 'node:crypto';
+import { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import { InvalidArgumentError } from '../errors.js';
+import { native } from '../native.js';
+import { timer } from '../policy.js';
+
+/** Which protocol method a blob stream is served by. */
+export type BlobTransfer = 'GetBlob' | 'GetRawBlob';
+
+export const BLOB_TRANSFERS: readonly BlobTransfer[] = ['GetBlob', 'GetRawBlob'];
+
+/** A verified blob: ends only after verification succeeded. */
+export interface BlobStream extends Readable {
+  /** How the bytes are transferred (and so who verifies them). */
+  readonly transfer: BlobTransfer;
+  readonly digest: string;
+  /**
+   * The blob size the stream is verified against: the size asked for, or,
+   * when it was unknown, the size the proxy reported (-1 if the source could
+   * not tell either: then the digest alone is checked).
+   */
+  readonly expectedSize: number;
+  /** Bytes received from the proxy so far. */
+  readonly bytesReceived: number;
+}
+
+/** What both stream kinds are told when they are made. */
+export interface StreamOptions {
+  digest: string;
+  expectedSize: number;
+  signal?: AbortSignal | undefined;
+  /** Fail with StallError when no byte arrives for this long while reading (0: never). */
+  bodyIdleTimeoutMs: number;
+}
+
+export const HIGH_WATER_MARK = 1024 * 1024;
+
+/** Blob pipes get 1 MiB buffers (the unprivileged maximum): fewer wake-ups per MiB. */
+export const BLOB_PIPE_BYTES = 1024 * 1024;
+
+const SUPPORTED_ALGORITHMS: Record<string, string> = { sha256: 'sha256', sha384: 'sha384', sha512: 'sha512' };
+
+/** Checks `algorithm:hex` and returns the node:crypto hash name. */
+export function hashAlgorithm(digest: string): string {
+  const match = typeof digest === 'string' ? /^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/.exec(digest) : null;
+  if (!match) {
+    throw new InvalidArgumentError(`${JSON.stringify(digest)} is not a digest; expected "algorithm:hex", e.g. "sha256:…"`);
+  }
+  const algorithm = SUPPORTED_ALGORITHMS[match[1]!];
+  if (!algorithm) {
+    throw new InvalidArgumentError(`digest algorithm ${match[1]} is not supported; use sha256, sha384 or sha512`);
+  }
+  return algorithm;
+}
+
+/** `algorithm:hex` of what a hash has seen, for comparison with the digest asked for. */
+export function digestOf(digest: string, hash: Hash): string {
+  return `${digest.slice(0, digest.indexOf(':'))}:${hash.digest('hex')}`;
+}
+
+/** Opens a received pipe fd as a libuv stream (not fs.createReadStream: no threadpool). The socket owns the fd. */
+export function pipeSocket(fd: number, pipeBytes?: number): Socket {
+  if (pipeBytes) native.setPipeSize(fd, pipeBytes); // best effort: a smaller pipe only costs speed
+  return new Socket({ fd, readable: true, writable: false });
+}
+
+/** A timer that fires once after `ms` without {@link arm} being called again (0: never). */
+export class IdleTimer {
+  #timer: NodeJS.Timeout | undefined;
+  constructor(
+    private readonly ms: number,
+    private readonly onIdle: () => void,
+  ) {}
+
+  arm(): void {
+    if (this.#timer) {
+      this.#timer.refresh(); // called per chunk: cheaper than a new timer each time
+      return;
+    }
+    // unref'd: a stream being read keeps the loop alive through its socket
+    this.#timer = timer(this.ms, () => {
+      this.#timer = undefined;
+      this.onIdle();
+    });
+  }
+
+  clear(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+/** Destroys `stream` when `signal` aborts; returns the detach function. */
+export function watchSignal(stream: Readable, signal: AbortSignal | undefined): () => void {
+  if (!signal) return () => {};
+  const onAbort = (): void => {
+    stream.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+  };
+  if (signal.aborted) {
+    queueMicrotask(onAbort);
+    return () => {};
+  }
+  signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
+}
