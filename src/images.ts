@@ -9,6 +9,7 @@ import { expectUint, type RequestArg } from './protocol.js';
 import { untilAborted, type PlainReply } from './replies.js';
 import { isNotFound } from './skopeo-messages.js';
 import { storeNotFoundHint } from './storage.js';
+import type { ImageProxy } from './proxy.js';
 import type { HeldImage, Supervisor } from './supervisor.js';
 import type { Transport } from './transport.js';
 
@@ -32,8 +33,8 @@ export class OpenedImage implements HeldImage {
 
   /** @internal */
   constructor(
-    /** The proxy it was opened on (an `ImageProxy`). */
-    readonly proxy: { closeImage(image: OpenedImage, options?: CallOptions): Promise<void>; readonly running: boolean },
+    /** The proxy it was opened on. */
+    readonly proxy: ImageProxy,
     id: number,
     /** The reference it was opened with, e.g. `docker://quay.io/fedora/fedora:42`. */
     readonly reference: string,
@@ -85,10 +86,8 @@ export class OpenedImage implements HeldImage {
   }
 }
 
-type Owner = OpenedImage['proxy'];
-
 /** OpenImage; not-found errors become ImageNotFoundError. */
-export async function openImage(supervisor: Supervisor, owner: Owner, reference: string, call: CallContext): Promise<OpenedImage> {
+export async function openImage(supervisor: Supervisor, owner: ImageProxy, reference: string, call: CallContext): Promise<OpenedImage> {
   checkReference(reference);
   let reply: PlainReply;
   try {
@@ -108,7 +107,7 @@ export async function openImage(supervisor: Supervisor, owner: Owner, reference:
  */
 export async function openImageOptional(
   supervisor: Supervisor,
-  owner: Owner,
+  owner: ImageProxy,
   reference: string,
   call: CallContext,
   probeManifest: (image: OpenedImage) => Promise<unknown>,
@@ -164,7 +163,7 @@ export async function closeAll(supervisor: Supervisor, call: CallContext): Promi
   await Promise.all(supervisor.held.map((image) => closeImage(supervisor, image as OpenedImage, call).catch(() => {})));
 }
 
-export function checkOwner(image: OpenedImage, owner: Owner): void {
+export function checkOwner(image: OpenedImage, owner: ImageProxy): void {
   if (!(image instanceof OpenedImage) || image.proxy !== owner) {
     throw new InvalidArgumentError('this OpenedImage belongs to another ImageProxy (or is not one)');
   }
