@@ -19,6 +19,7 @@
 //    ones left by processes that were killed outright (timeouts) are removed
 //    by the next test process.
 'use strict';
+const { execFileSync } = require('node:child_process');
 const { randomBytes } = require('node:crypto');
 const { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
@@ -27,6 +28,25 @@ const { join } = require('node:path');
 const CHILD_COVERAGE = 'CIP_MUTATION_CHILD_COVERAGE';
 const PREFIX = 'cip-mutation-';
 const dryRun = process.env.STRYKER_DRY_RUN === 'true'; // set by the tap runner; coverage is read in the dry run only
+
+/**
+ * Removes a test process's directory, never throwing: first the mounts a
+ * bailed-out test left below it (containers/storage bind-mounts its overlay
+ * directory), deepest first, as the tests' own cleanup does.
+ */
+function removeTree(dir) {
+  try {
+    const points = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((line) => line.split(' ')[4]?.replace(/\\(\d{3})/g, (_, octal) => String.fromCharCode(parseInt(octal, 8))))
+      .filter((point) => point !== undefined && point.startsWith(`${dir}/`))
+      .sort((a, b) => b.length - a.length);
+    for (const point of points) execFileSync('umount', ['-l', point], { stdio: 'ignore' });
+    rmSync(dir, { recursive: true, force: true });
+  } catch (error) {
+    process.stderr.write(`tap-hook: could not remove ${dir}: ${error.message}\n`);
+  }
+}
 
 if (process.env[CHILD_COVERAGE]) {
   // A node process started by a test.
@@ -44,7 +64,7 @@ if (process.env[CHILD_COVERAGE]) {
   const base = tmpdir();
   for (const name of readdirSync(base)) {
     const pid = new RegExp(`^${PREFIX}(\\d+)-`).exec(name)?.[1];
-    if (pid && !existsSync(`/proc/${pid}`)) rmSync(join(base, name), { recursive: true, force: true });
+    if (pid && !existsSync(`/proc/${pid}`)) removeTree(join(base, name));
   }
   // Lower case only: podman refuses references to paths with capitals, and
   // containers-storage.test.ts names paths under TMPDIR in references.
@@ -70,7 +90,7 @@ if (process.env[CHILD_COVERAGE]) {
         for (const [id, count] of Object.entries(counts)) own[id] = (own[id] ?? 0) + count;
       }
     } finally {
-      rmSync(root, { recursive: true, force: true });
+      removeTree(root);
     }
   });
 }
