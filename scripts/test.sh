@@ -26,4 +26,6 @@ for skopeo in "${releases[@]}"; do
   # that could hang have their own watchdogs.
   SKOPEO=$skopeo node --test --test-reporter=spec --test-concurrency=1 --test-timeout=900000 .build/test/*.test.js || status=1
 done
+echo "# must-fail mutants: each break of src/ must fail its test"
+node scripts/mutation/must-fail.mjs || status=1
 exit $status

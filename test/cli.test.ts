@@ -328,8 +328,13 @@ describe('cli: pull', () => {
   });
 
   it('--to-devnull fetches and verifies every layer, writing nothing', () => {
-    const run = ok(cli('pull', threeLayers.reference, '--to-devnull', '--jobs', '2'));
+    const run = ok(cli('pull', threeLayers.reference, '--to-devnull', '--jobs', '2', '--json'));
     assert.equal(run.stdout.length, 0);
+    // Every layer went through whole: its progress ends with all its bytes counted.
+    const events = run.stderr.trim().split('\n').map((line) => JSON.parse(line) as { event: string; id: string; bytes: number; total: number | null });
+    const done = new Map(events.filter((e) => e.event === 'done').map((e) => [e.id, e.bytes]));
+    for (const [i, layer] of threeLayers.layers.entries()) assert.equal(done.get(layer.digest), layer.size, `layer ${i}: bytes through the pull`);
+    assert.deepEqual(events.filter((e) => e.event === 'manifest'), [], 'no manifest is written, so none is reported');
   });
 });
 

@@ -18,6 +18,7 @@ import { gunzipSync } from 'node:zlib';
 import { ImageNotFoundError, ImageProxy, RequestError, type BlobTransfer, type ImageManifest } from '../src/index.js';
 import { baseConfig, eventually, SKOPEO, skopeo, tempDir } from './support/env.js';
 import { blobPath, buildImage, noise, sha256, type BuiltImage, type LayerSpec } from './support/oci-layout.js';
+import { RELEASE, TRANSFERS } from './support/skopeo-release.js';
 import { assertSameTree, snapshot } from './support/tree.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js');
@@ -115,9 +116,7 @@ before(async () => {
   // Seeded by the system's skopeo: containers-storage re-executes its own
   // binary to apply layers, which the matrix's loader-run releases cannot.
   execFileSync('skopeo', ['copy', '--quiet', source.reference, reference], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const proxy = await ImageProxy.spawn(config());
-  listsLayerSizes = proxy.supports('GetLayerInfo');
-  await proxy.close();
+  listsLayerSizes = RELEASE.getLayerInfo;
 });
 
 after(() => {
@@ -178,7 +177,7 @@ describe('containers-storage: the blobs the store serves', () => {
     assert.deepEqual(layers.map((layer) => layer.diffId), diffIds);
     assert.deepEqual(layers.map((layer) => layer.mediaType), [TAR, TAR, TAR]);
     // Before GetLayerInfo (0.2.5) nothing tells the uncompressed sizes: they are learnt when fetched.
-    const sizes = proxy.supports('GetLayerInfo') ? tars.map((tar) => tar.length) : [-1, -1, -1];
+    const sizes = RELEASE.getLayerInfo ? tars.map((tar) => tar.length) : [-1, -1, -1];
     assert.deepEqual(layers.map((layer) => layer.size), sizes);
     assert.deepEqual(await proxy.getLayerInfo(image), layers.map(({ digest, size, mediaType }) => ({ digest, size, mediaType })));
     for (const [i, layer] of layers.entries()) {
@@ -192,7 +191,7 @@ describe('containers-storage: the blobs the store serves', () => {
   it('getBlob with the size unknown: the proxy tells it, the digest is verified, with every transfer', async () => {
     await using proxy = await ImageProxy.spawn(config());
     await using image = await proxy.openImage(reference);
-    const transfers: BlobTransfer[] = proxy.supports('GetRawBlob') ? ['GetBlob', 'GetRawBlob'] : ['GetBlob'];
+    const transfers: BlobTransfer[] = [...TRANSFERS];
     for (const transfer of transfers) {
       for (const [i, layer] of source.layers.entries()) {
         for (const size of [undefined, -1]) {

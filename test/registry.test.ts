@@ -16,6 +16,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import { ImageProxy, RequestError, SpawnError, type ImageConfig, type ImageManifest, type ImageProxyConfig } from '../src/index.js';
 import { baseConfig, tempDir, watchdog } from './support/env.js';
 import { buildImage, sha256, type BuiltImage } from './support/oci-layout.js';
+import { RELEASE, SKOPEO_RELEASE } from './support/skopeo-release.js';
 import {
   buildMultiArchImage,
   createGpgSigner,
@@ -370,8 +371,8 @@ describe('signature policy (policy + registriesDir)', () => {
 
   test('protocol >= 0.2.6 rejects an unsigned image, a tampered signature, and what the default rejects', async (t) => {
     await using proxy = await spawnWithPolicy();
-    if (!proxy.supports('PolicyEnforcement')) {
-      t.skip(`protocol ${proxy.protocolVersion} does not enforce policy (see the next test)`);
+    if (!RELEASE.policyEnforcement) {
+      t.skip(`skopeo ${SKOPEO_RELEASE} (protocol ${RELEASE.protocol}) does not enforce policy (see the next test)`);
       return;
     }
     const unsigned = await requestError('unsigned', openAndFetch(proxy, plain.reference('unsigned:v1')));
@@ -387,8 +388,8 @@ describe('signature policy (policy + registriesDir)', () => {
 
   test('protocol 0.2.3 (skopeo 1.9) does NOT enforce the policy: unsigned and tampered images open', async (t) => {
     await using proxy = await spawnWithPolicy();
-    if (proxy.supports('PolicyEnforcement')) {
-      t.skip(`protocol ${proxy.protocolVersion} enforces policy (see the previous test)`);
+    if (RELEASE.policyEnforcement) {
+      t.skip(`skopeo ${SKOPEO_RELEASE} (protocol ${RELEASE.protocol}) enforces policy (see the previous test)`);
       return;
     }
     await assertPullsFixture(proxy, plain.reference('unsigned:v1'));

@@ -6,10 +6,11 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
-import { ImageProxy, RequestError } from '../src/index.js';
+import { FEATURE_VERSIONS, ImageProxy, RequestError, type Feature } from '../src/index.js';
 import { baseConfig, skopeo, tempDir, watchdog } from './support/env.js';
 import { buildImage, sha256, noise, type BuiltImage } from './support/oci-layout.js';
 import { freePort, startRegistry, type TestRegistry } from './support/registry.js';
+import { DEFAULT_TRANSFER, RELEASE, SKOPEO_RELEASE } from './support/skopeo-release.js';
 
 const scratch = tempDir();
 let image: BuiltImage;
@@ -30,6 +31,24 @@ after(async () => {
   await proxy?.close();
   await registry?.stop();
   scratch[Symbol.dispose]();
+});
+
+describe('the protocol of this skopeo release', () => {
+  it('is the version skopeo reports, and supports() agrees feature by feature', () => {
+    assert.equal(proxy.protocolVersion, RELEASE.protocol, `skopeo ${SKOPEO_RELEASE}`);
+    const expected: Record<Feature, boolean> = {
+      GetFullConfig: true,
+      OpenImageOptional: RELEASE.openImageOptional,
+      GetLayerInfo: RELEASE.getLayerInfo,
+      PolicyEnforcement: RELEASE.policyEnforcement,
+      GetLayerInfoPiped: RELEASE.getLayerInfoPiped,
+      GetRawBlob: RELEASE.getRawBlob,
+    };
+    assert.deepEqual(Object.keys(FEATURE_VERSIONS).sort(), Object.keys(expected).sort(), 'every feature has an expectation here');
+    for (const [feature, supported] of Object.entries(expected)) {
+      assert.equal(proxy.supports(feature as Feature), supported, `${feature} on skopeo ${SKOPEO_RELEASE}`);
+    }
+  });
 });
 
 describe(`openImageOptional (native from 0.2.4, emulated on 0.2.3)`, () => {
@@ -72,7 +91,7 @@ describe(`openImageOptional (native from 0.2.4, emulated on 0.2.3)`, () => {
 
 describe('getLayerInfo and getLayerDiffIds', () => {
   const method = (): string =>
-    proxy.supports('GetLayerInfoPiped') ? 'GetLayerInfoPiped' : proxy.supports('GetLayerInfo') ? 'GetLayerInfo (inline reply > 32 KiB)' : 'the manifest (fallback)';
+    RELEASE.getLayerInfoPiped ? 'GetLayerInfoPiped' : RELEASE.getLayerInfo ? 'GetLayerInfo (inline reply > 32 KiB)' : 'the manifest (fallback)';
 
   it(`lists 300 layers whole`, async (t) => {
     t.diagnostic(`via ${method()}`);
@@ -93,14 +112,14 @@ describe('the fastest blob path of each version', () => {
     await using img = await proxy.openImage(image.reference);
     const layer = image.layers[1]!;
     const stream = await proxy.getBlob(img, layer.digest, layer.size);
-    assert.equal(stream.transfer, proxy.supports('GetRawBlob') ? 'GetRawBlob' : 'GetBlob');
+    assert.equal(stream.transfer, DEFAULT_TRANSFER);
     assert.equal(sha256(await buffer(stream)), layer.digest);
   });
 
   it('carries 0.2.8 error codes in RequestError.code', async () => {
     const error = await proxy.openImage(`oci:${image.layout}:nope`).catch((e: unknown) => e);
     assert.ok(error instanceof RequestError);
-    if (proxy.supports('GetRawBlob')) assert.equal(typeof error.code, 'string');
+    if (RELEASE.getRawBlob) assert.equal(typeof error.code, 'string');
     else assert.equal(error.code, undefined);
   });
 

@@ -9,7 +9,8 @@ import { request, createServer, type IncomingMessage, type Server, type ServerRe
 import type { Socket } from 'node:net';
 
 export type Fault =
-  | { kind: 'stall'; afterBytes: number }
+  /** `headersFirst`: send the headers at once (by default they go out with the first body byte, so afterBytes 0 withholds them too). */
+  | { kind: 'stall'; afterBytes: number; headersFirst?: boolean }
   | { kind: 'drip'; chunkBytes: number; intervalMs: number }
   | { kind: 'reset'; afterBytes: number }
   | { kind: 'status'; status: number }
@@ -39,6 +40,7 @@ export class FaultRelay {
     readonly server: Server,
     readonly port: number,
     private readonly upstreamPort: number,
+    private readonly keepAlive: boolean,
   ) {
     server.on('connection', (socket) => {
       this.#sockets.add(socket);
@@ -47,13 +49,18 @@ export class FaultRelay {
     server.on('request', (req, res) => this.#relay(req, res));
   }
 
-  /** Starts a relay on 127.0.0.1 in front of the registry at `upstreamPort`. */
-  static async start(upstreamPort: number): Promise<FaultRelay> {
+  /**
+   * Starts a relay on 127.0.0.1 in front of the registry at `upstreamPort`.
+   * `keepAlive: false` closes every connection after its response: Go's HTTP
+   * client silently repeats a request that fails on a re-used connection
+   * before any answer, which would hide a 'close-before-headers' fault.
+   */
+  static async start(upstreamPort: number, options: { keepAlive?: boolean } = {}): Promise<FaultRelay> {
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const address = server.address();
     if (!address || typeof address === 'string') throw new Error('relay has no port');
-    return new FaultRelay(server, address.port, upstreamPort);
+    return new FaultRelay(server, address.port, upstreamPort, options.keepAlive ?? true);
   }
 
   get host(): string {
@@ -97,6 +104,7 @@ export class FaultRelay {
     const path = req.url ?? '/';
     const fault = this.#take(path);
     this.requests.push({ method: req.method ?? 'GET', path, fault: fault?.kind });
+    if (!this.keepAlive) res.setHeader('connection', 'close');
     if (fault?.kind === 'close-before-headers') {
       req.socket.destroy();
       return;
@@ -110,7 +118,8 @@ export class FaultRelay {
     const upstream = request(
       { host: '127.0.0.1', port: this.upstreamPort, method: req.method, path, headers: { ...req.headers, host: `127.0.0.1:${this.upstreamPort}` } },
       (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        const { connection: _connection, 'keep-alive': _keepAlive, ...headers } = answer.headers;
+        res.writeHead(answer.statusCode ?? 502, this.keepAlive ? answer.headers : headers);
         if (!fault) {
           answer.pipe(res);
           return;
@@ -127,6 +136,7 @@ export class FaultRelay {
     switch (fault.kind) {
       case 'stall':
       case 'reset':
+        if (fault.kind === 'stall' && fault.headersFirst) res.flushHeaders();
         answer.on('data', (chunk: Buffer) => {
           const room = fault.afterBytes - sent;
           if (room <= 0) return;

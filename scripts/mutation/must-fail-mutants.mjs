@@ -1,0 +1,157 @@
+// Hand-written mutants for scripts/mutation/must-fail.mjs: breaks of src/
+// that a test must notice. Each: `find` (exact text, once in `file`) becomes
+// `replace`; `test` names the test file (.build/test/NAME.test.js) and
+// `only` a --test-name-pattern within it, to keep the run short; `release:
+// 'oldest'` runs it on the oldest skopeo of the matrix (a fallback path).
+// Keep the whole list under ~2 minutes: add the breaks that matter most and
+// that a test once missed (see MUTATION.md).
+export const MUTANTS = [
+  // --- AbortSignal honoured by every call (test/signals.test.ts)
+  {
+    name: 'fetchConfigRaw ignores its signal',
+    file: 'src/proxy.ts',
+    find: "this.#callWith('GetFullConfig', () => [this.#id(image)], 'pipe', options.signal)",
+    replace: "this.#callWith('GetFullConfig', () => [this.#id(image)], 'pipe', undefined)",
+    test: 'signals',
+    only: 'fetchConfigRaw',
+  },
+  {
+    name: 'fetchConfig drops its signal',
+    file: 'src/proxy.ts',
+    find: "parseJson<ImageConfig>('GetFullConfig', await this.fetchConfigRaw(image, options))",
+    replace: "parseJson<ImageConfig>('GetFullConfig', await this.fetchConfigRaw(image, {}))",
+    test: 'signals',
+    only: 'fetchConfig:',
+  },
+  {
+    name: 'getLayerInfo drops its signal',
+    file: 'src/proxy.ts',
+    find: 'return (await this.#servedLayers(image, options)).layers;',
+    replace: 'return (await this.#servedLayers(image, {})).layers;',
+    test: 'signals',
+    only: 'getLayerInfo',
+  },
+  {
+    name: 'getLayerDiffIds fetches the config without its signal',
+    file: 'src/proxy.ts',
+    find: 'const config = served.config ?? (await this.fetchConfig(image, options));',
+    replace: 'const config = served.config ?? (await this.fetchConfig(image, {}));',
+    test: 'signals',
+    only: 'getLayerDiffIds',
+  },
+  {
+    name: 'openImageOptional (OpenImageOptional) ignores its signal',
+    file: 'src/proxy.ts',
+    find: "await this.#call('OpenImageOptional', () => [reference], 'plain', options.signal, closeAbandonedImage)",
+    replace: "await this.#call('OpenImageOptional', () => [reference], 'plain', undefined, closeAbandonedImage)",
+    test: 'signals',
+    only: 'openImageOptional',
+  },
+  {
+    name: 'openImageOptional (0.2.3 fallback) drops its signal',
+    file: 'src/proxy.ts',
+    find: "if (!this.supports('OpenImageOptional')) image = await this.openImage(reference, options);",
+    replace: "if (!this.supports('OpenImageOptional')) image = await this.openImage(reference, {});",
+    test: 'signals',
+    only: 'openImageOptional',
+    release: 'oldest',
+  },
+  {
+    name: 'closeImage ignores its signal',
+    file: 'src/proxy.ts',
+    find: "await this.#call('CloseImage', id, 'plain', options.signal);",
+    replace: "await this.#call('CloseImage', id, 'plain', undefined);",
+    test: 'signals',
+    only: 'closeImage',
+  },
+  // --- Retries (test/stall.test.ts)
+  {
+    name: 'the retrying blob stream never re-opens',
+    file: 'src/retry.ts',
+    find: 'if (this.#emitted > 0 || this.#attempt >= this.policy.attempts || !isRetryable(error)) {',
+    replace: 'if (true) {',
+    test: 'stall',
+    only: 'stalls before its first byte',
+  },
+  {
+    name: 'getBlob does not retry opening the blob',
+    file: 'src/proxy.ts',
+    find: 'if (!policy || policy.attempts <= 1) return open();',
+    replace: 'return open();',
+    test: 'stall',
+    only: 'first-attempt 503: with a retry policy',
+  },
+  {
+    name: 'getBlob retries without being asked (a failure would never show)',
+    file: 'src/proxy.ts',
+    find: 'const policy = options.retry ?? this.#config.retry;',
+    replace: 'const policy = options.retry ?? this.#config.retry ?? { attempts: 3, backoff: 50 };',
+    test: 'stall',
+    only: 'first-attempt 503: without retry',
+  },
+  // --- Streams and the CLI
+  {
+    name: 'a GetBlob stream does not ask FinishPipe for the verdict at EOF',
+    file: 'src/streams.ts',
+    find: '      this.#idle();\n      this.#sendFinish();\n      this.#maybeComplete();',
+    replace: '      this.#idle();\n      this.#maybeComplete();',
+    test: 'faults',
+    only: 'mid-stream \\(GetBlob\\)',
+  },
+  {
+    name: "FinishPipe's verdict is ignored",
+    file: 'src/streams.ts',
+    find: 'const finishError = this.#finishError && !this.#isRequestedSizeComplaint(this.#finishError) ? this.#finishError : undefined;',
+    replace: 'const finishError = undefined;',
+    test: 'proxy',
+    only: 'corrupted blob',
+  },
+  {
+    name: 'GetRawBlob streams skip the digest check',
+    file: 'src/streams.ts',
+    find: '    if (actual !== this.digest) {\n      this.destroy(new BlobVerificationError(this.digest, this.expectedSize, this.#received, `digest mismatch: the bytes hash to ${actual}`));\n      return;',
+    replace: '    if (false) {\n      this.destroy(new BlobVerificationError(this.digest, this.expectedSize, this.#received, `digest mismatch: the bytes hash to ${actual}`));\n      return;',
+    test: 'proxy',
+    only: 'corrupted blob',
+  },
+  {
+    name: 'an OpenImage abandoned in flight is not closed on the server',
+    file: 'src/proxy.ts',
+    find: "if (typeof reply.value === 'number' && reply.value > 0) transport.request('CloseImage', [reply.value]).catch(() => {});",
+    replace: '',
+    test: 'faults',
+    only: 'abandoned in flight',
+  },
+  {
+    name: 'pull --to-devnull fetches nothing',
+    file: 'src/oci-layout.ts',
+    find: '  await pipeline(stream, sniffer.step(step), new Writable({ write: (_chunk, _encoding, done) => done() }), signal ? { signal } : {});',
+    replace: '  stream.destroy();',
+    test: 'cli',
+    only: 'to-devnull',
+  },
+  {
+    name: 'an aborted blob stream closes without AbortError',
+    file: 'src/streams.ts',
+    find: 'stream.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));',
+    replace: 'stream.destroy();',
+    test: 'soak',
+  },
+  {
+    name: 'supports() says no to everything (the GetRawBlob tests would quietly not run)',
+    file: 'src/proxy.ts',
+    find: 'return compareVersions(this.protocolVersion, FEATURE_VERSIONS[feature]) >= 0;',
+    replace: 'return false;',
+    test: 'versions',
+    only: 'supports\\(\\) agrees',
+  },
+  // --- Extraction (test/unit/extract.test.ts)
+  {
+    name: 'extraction lets ".." climb out of the root',
+    file: 'src/extract/rootfs-writer.ts',
+    find: "if (parts.includes('..')) throw hostile(",
+    replace: "if (false) throw hostile(",
+    test: 'unit/extract',
+    only: 'refuses',
+  },
+];
