@@ -132,11 +132,16 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
     else this.#waiting();
   }
 
-  /** We are reading and want bytes: silence now means a short source or a stall. */
+  /**
+   * We are reading and want bytes: silence now means a short source or a
+   * stall. Once all `size` bytes are in, only the verdict is awaited: that is
+   * FinishPipe's reply, under its reply deadline, not body silence.
+   */
   #waiting(): void {
     if (this.destroyed || this.#eof) return;
     if (!this.#finishSent) this.#quiet.arm();
-    this.#stall.arm();
+    if (this.#sized && this.#received >= this.expectedSize) this.#stall.clear();
+    else this.#stall.arm();
   }
 
   /** The consumer paused us or the pipe ended: silence is expected. */
