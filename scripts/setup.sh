@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian 12 machine (as root) for this project: the system
 # packages the tests and examples use, three skopeo releases (see
-# skopeo-matrix.sh), the real-image fixtures (see real-images.sh), and the npm
-# dependencies with the native addon.
+# skopeo-matrix.sh), the real-image fixtures (see real-images.sh), Node 22 and
+# 24 (see node-versions.sh), and the npm dependencies with the native addon.
 # Idempotent: a second run installs nothing.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -47,6 +47,7 @@ fi
 
 bash scripts/skopeo-matrix.sh >/dev/null
 bash scripts/real-images.sh >/dev/null
+bash scripts/node-versions.sh >/dev/null
 
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json || ! -f build/Release/seqpacket.node ]]; then
   npm ci --no-fund --no-audit

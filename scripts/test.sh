@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the unit tests once, then the integration suite once per skopeo
-# release of the matrix (or only $SKOPEO when it is set).
+# Runs the unit tests on every Node release (the machine's own, then those
+# scripts/node-versions.sh installs), then the integration suite once per
+# skopeo release of the matrix on the machine's Node (or only $SKOPEO, and only
+# the machine's Node, when SKOPEO is set).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -16,9 +18,22 @@ else
   exit 2
 fi
 
+# The Node releases besides the machine's own (scripts/node-versions.sh):
+# the full run (SKOPEO unset) tests on each of them too.
+extra_nodes=()
+if [[ -z ${SKOPEO:-} ]]; then
+  if [[ ! -f .cache/node/list ]]; then
+    echo "test: no .cache/node/list; run scripts/setup.sh first (or set SKOPEO)" >&2
+    exit 2
+  fi
+  mapfile -t extra_nodes < .cache/node/list
+fi
+
 status=0
-echo "# unit tests"
-node --test --test-reporter=spec .build/test/unit/*.test.js || status=1
+for node in node "${extra_nodes[@]}"; do
+  echo "# unit tests on Node $("$node" --version)"
+  "$node" --test --test-reporter=spec .build/test/unit/*.test.js || status=1
+done
 for skopeo in "${releases[@]}"; do
   echo "# integration tests with $("$skopeo" --version)"
   # --test-timeout bounds each test file: the real-image conformance file
