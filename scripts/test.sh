@@ -34,8 +34,11 @@ for node in node "${extra_nodes[@]}"; do
   echo "# unit tests on Node $("$node" --version)"
   "$node" --test --test-reporter=spec .build/test/unit/*.test.js || status=1
 done
+newest=${releases[-1]}
+echo "# package tests (prebuilt addons; npm pack, install, use) with $("$newest" --version)"
+SKOPEO=$newest node --test --test-reporter=spec --test-concurrency=1 --test-timeout=900000 .build/test/package/*.test.js || status=1
 for skopeo in "${releases[@]}"; do
-  echo "# integration tests with $("$skopeo" --version)"
+  echo "# integration tests on Node $(node --version) with $("$skopeo" --version)"
   # --test-timeout bounds each test file: the real-image conformance file
   # alone runs 4-5 minutes (42 extracts and pulls of real images); tests
   # that could hang have their own watchdogs.
