@@ -62,6 +62,7 @@ export interface BlobOptions extends CallOptions {
 
 /** A layer and the digest of its uncompressed contents. */
 export interface LayerWithDiffId extends ConvertedLayerInfo {
+  /** The digest of the layer's uncompressed contents (the config's `rootfs.diff_ids` entry). */
   diffId: string;
 }
 
@@ -89,6 +90,7 @@ export class OpenedImage {
 
   /** @internal */
   constructor(
+    /** The proxy the image was opened on. */
     readonly proxy: ImageProxy,
     id: number,
     /** The reference it was opened with, e.g. `docker://quay.io/fedora/fedora:42`. */
@@ -102,6 +104,7 @@ export class OpenedImage {
     return this.#id;
   }
 
+  /** Whether the image was closed. */
   get closed(): boolean {
     return this.#closed;
   }
@@ -127,6 +130,7 @@ export class OpenedImage {
     return this.proxy.closeImage(this, options);
   }
 
+  /** Closes the image, if the proxy still runs (`await using image = …`). */
   async [Symbol.asyncDispose](): Promise<void> {
     if (!this.#closed && this.proxy.running) await this.close();
   }
@@ -150,7 +154,10 @@ interface Generation {
  *
  * Events: `restart` ({@link RestartEvent}) when a wedged skopeo was replaced.
  */
-export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
+export class ImageProxy extends EventEmitter<{
+  /** A wedged skopeo was replaced by a new one. */
+  restart: [RestartEvent];
+}> {
   /** The protocol version the proxy reported, e.g. `0.2.8`. */
   readonly protocolVersion: string;
   readonly #plan: SpawnPlan;
@@ -287,14 +294,30 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
    * (observed with skopeo 1.9 to 1.22); a platform the list lacks fails here
    * with a RequestError for GetManifest, not in openImage.
    */
-  async fetchManifestRaw(image: OpenedImage, options: CallOptions = {}): Promise<{ digest: string; raw: Buffer }> {
+  async fetchManifestRaw(
+    image: OpenedImage,
+    options: CallOptions = {},
+  ): Promise<{
+    /** The digest of the manifest as stored (before any conversion to OCI). */
+    digest: string;
+    /** The manifest's bytes as the proxy sent them. */
+    raw: Buffer;
+  }> {
     const { reply, transport } = await this.#callWith('GetManifest', () => [this.#id(image)], 'pipe', options.signal);
     const digest = expectString('GetManifest', reply.value);
     return { digest, raw: await readPipe(reply.fds[0]!, finishPipe(transport, reply.pipeId), 'manifest') };
   }
 
   /** The image's manifest, parsed; see {@link fetchManifestRaw} for the digest. */
-  async fetchManifest(image: OpenedImage, options: CallOptions = {}): Promise<{ digest: string; manifest: ImageManifest }> {
+  async fetchManifest(
+    image: OpenedImage,
+    options: CallOptions = {},
+  ): Promise<{
+    /** The digest of the manifest as stored (before any conversion to OCI). */
+    digest: string;
+    /** The manifest, as OCI. */
+    manifest: ImageManifest;
+  }> {
     const { digest, raw } = await this.fetchManifestRaw(image, options);
     const manifest = parseJson<ImageManifest>('GetManifest', raw);
     if (!Array.isArray(manifest.layers) || typeof manifest.config?.digest !== 'string') {
@@ -359,7 +382,12 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
     image: OpenedImage,
     digest: string,
     options: CallOptions & { expectedSize?: number; stallTimeout?: number } = {},
-  ): Promise<{ size: number; stream: BlobStream }> {
+  ): Promise<{
+    /** The blob's size as the proxy reported it, in bytes. */
+    size: number;
+    /** The blob's bytes, verified as they are read. */
+    stream: BlobStream;
+  }> {
     this.#id(image);
     hashAlgorithm(digest);
     this.#require('GetRawBlob', 'getRawBlob');
@@ -443,6 +471,7 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
     return this.#closing;
   }
 
+  /** Same as {@link close} (`await using proxy = …`). */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
