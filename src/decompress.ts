@@ -112,32 +112,41 @@ async function* zstdFrameByFrame(input: AsyncIterable<Buffer>): AsyncGenerator<B
   const decompressSync = nodeZstd.zstdDecompressSync!;
   for (let piece = await next(); piece !== null; piece = await next()) {
     if (piece === FRAME_END) continue;
-    // A small frame already whole in hand: one synchronous call, no stream.
-    if (pieces[0] === FRAME_END && piece.length <= SYNC_FRAME_BYTES) {
+    // Gather a small frame whole (it may span chunks): one synchronous call
+    // decodes it, with no stream to set up (zstd:chunked has thousands).
+    const gathered: Buffer[] = [piece];
+    let gatheredBytes = piece.length;
+    let frameDone = false;
+    while (gatheredBytes <= SYNC_FRAME_BYTES) {
+      const more = await next();
+      if (more === FRAME_END) {
+        frameDone = true;
+        break;
+      }
+      if (more === null) throw new Error('zstd: the stream ends inside a frame');
+      gathered.push(more);
+      gatheredBytes += more.length;
+    }
+    if (frameDone) {
       let out: Buffer | null = null;
       try {
-        out = decompressSync(piece, { maxOutputLength: SYNC_OUTPUT_BYTES });
+        out = decompressSync(gathered.length === 1 ? gathered[0]! : Buffer.concat(gathered, gatheredBytes), { maxOutputLength: SYNC_OUTPUT_BYTES });
       } catch (error) {
+        // Larger than SYNC_OUTPUT_BYTES decoded: streamed below instead.
         if ((error as { code?: string }).code !== 'ERR_BUFFER_TOO_LARGE') throw zstdError(error);
       }
       if (out) {
-        pieces.shift();
         if (out.length) yield out;
         continue;
       }
     }
-    const first: Buffer = piece;
-    let frameDone = false;
     async function* frame(): AsyncGenerator<Buffer> {
-      yield first;
-      for (;;) {
+      yield* gathered;
+      while (!frameDone) {
         const more = await next();
-        if (more === FRAME_END) {
-          frameDone = true;
-          return;
-        }
-        if (more === null) throw new Error('zstd: the stream ends inside a frame');
-        yield more;
+        if (more === FRAME_END) frameDone = true;
+        else if (more === null) throw new Error('zstd: the stream ends inside a frame');
+        else yield more;
       }
     }
     try {
