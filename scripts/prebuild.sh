@@ -93,7 +93,9 @@ for arch in $ARCHS; do
     "${prefix}strip" --strip-unneeded -o "$WORK/$arch.node" build/Release/seqpacket.node
   )
   mkdir -p "$OUT/linux-$arch"
-  cp "$WORK/$arch.node" "$OUT/linux-$arch/node.napi.glibc.node"
+  # A new inode, renamed into place: a process that has the old file mapped keeps it intact.
+  cp "$WORK/$arch.node" "$OUT/linux-$arch/.node.napi.glibc.node.new"
+  mv "$OUT/linux-$arch/.node.napi.glibc.node.new" "$OUT/linux-$arch/node.napi.glibc.node"
 done
 
 # BUILDINFO.json: what was built, from what, with what.

@@ -70,5 +70,8 @@ fi
 # The addon as the npm package ships it: prebuilds/ (the tests load it from
 # there, on every Node). Rebuilt only when the sources or the Node headers changed.
 bash scripts/prebuild.sh --if-changed >/dev/null
+# A build/ left by the old install script (node-gyp rebuild at npm ci) would
+# be loaded before prebuilds/; `npm run build:addon` makes one again on purpose.
+rm -rf build
 npm run --silent build
 echo "setup: ready ($(skopeo --version); matrix: $(tr '\n' ' ' < .cache/skopeo-matrix/list))"
