@@ -60,7 +60,7 @@ describe('prebuilt addons', () => {
   });
 
   for (const [arch, machine] of [['x64', 'Advanced Micro Devices X86-64'], ['arm64', 'AArch64']] as const) {
-    it(`${arch}: a ${machine} shared object exporting napi_register_module_v1, needing only libc and glibc <= 2.28`, () => {
+    it(`${arch}: an ELF shared object for ${machine}, exporting napi_register_module_v1, needing only libc and glibc <= 2.28`, () => {
       const file = join(PREBUILDS, FILES[arch]);
       const header = readelf('-h', file);
       assert.match(header, new RegExp(`Machine:\\s+${machine}`));
