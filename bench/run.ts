@@ -16,6 +16,7 @@ import { extractToDisk, pullToDisk } from './scenarios/pull.js';
 import { realRootfs, tinyFiles } from './scenarios/real-extract.js';
 import { scaling } from './scenarios/scaling.js';
 import { streaming } from './scenarios/streaming.js';
+import { zstd } from './scenarios/zstd.js';
 import { table } from './stats.js';
 
 const SCENARIO_FUNCTIONS: Record<ScenarioName, Scenario> = {
@@ -28,6 +29,7 @@ const SCENARIO_FUNCTIONS: Record<ScenarioName, Scenario> = {
   'real-rootfs': realRootfs,
   'tiny-files': tinyFiles,
   scaling,
+  zstd,
 };
 
 const started = performance.now();

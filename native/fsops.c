@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -89,7 +90,10 @@ static napi_value make_node(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, usage);
     return NULL;
   }
-  if (mknod(path, type | (mode & 07777), makedev(major, minor)) != 0) return throw_errno(env, "mknod", errno);
+  // The system call, not glibc's mknod(): that symbol is versioned
+  // GLIBC_2.33, and the prebuilt addon needs no glibc newer than Node's own
+  // floor (2.28). aarch64 has only mknodat.
+  if (syscall(SYS_mknodat, AT_FDCWD, path, type | (mode & 07777), makedev(major, minor)) != 0) return throw_errno(env, "mknod", errno);
   return NULL;
 }
 

@@ -13,8 +13,8 @@ if [[ -z ${SKOPEO:-} && -f .cache/skopeo-matrix/list ]]; then
   SKOPEO=$(tail -n 1 .cache/skopeo-matrix/list)
 fi
 export SKOPEO=${SKOPEO:-skopeo}
-if [[ ! -f build/Release/seqpacket.node ]]; then
-  echo "mutate: the native addon is not built; run scripts/setup.sh (or npm ci) first" >&2
+if [[ ! -f build/Release/seqpacket.node && ! -d prebuilds ]]; then
+  echo "mutate: the native addon is not built; run scripts/setup.sh first" >&2
   exit 2
 fi
 echo "mutate: $("$SKOPEO" --version), tests: ${MUTATE_TESTS:-all but real-images}" >&2

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian 12 machine (as root) for this project: the system
 # packages the tests and examples use, three skopeo releases (see
-# skopeo-matrix.sh), the real-image fixtures (see real-images.sh), and the npm
-# dependencies with the native addon.
+# skopeo-matrix.sh), the real-image fixtures (see real-images.sh), Node 22 and
+# 24 (see node-versions.sh), the npm dependencies, and the prebuilt native
+# addons (see prebuild.sh).
 # Idempotent: a second run installs nothing.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,10 +34,24 @@ declare -A NEEDED=(
   [setcap]=libcap2-bin
   # bench: peak RSS of extract
   [/usr/bin/time]=time
+  # the prebuilt addons (scripts/prebuild.sh): arm64 cross-compiled, and
+  # loaded by an arm64 Node under qemu-user in test/package/prebuilds.test.ts
+  [aarch64-linux-gnu-gcc]=gcc-aarch64-linux-gnu
+  [qemu-aarch64]=qemu-user
+  # test/package/prebuilds.test.ts reads the prebuilt ELF files
+  [readelf]=binutils
+)
+# file -> Debian package that provides it (packages with no command)
+declare -A NEEDED_FILES=(
+  [/usr/aarch64-linux-gnu/include/stdio.h]=libc6-dev-arm64-cross
+  [/usr/aarch64-linux-gnu/lib/libstdc++.so.6]=libstdc++6-arm64-cross
 )
 missing=()
 for command in "${!NEEDED[@]}"; do
   command -v "$command" >/dev/null 2>&1 || missing+=("${NEEDED[$command]}")
+done
+for file in "${!NEEDED_FILES[@]}"; do
+  [[ -e $file ]] || missing+=("${NEEDED_FILES[$file]}")
 done
 if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
@@ -47,9 +62,16 @@ fi
 
 bash scripts/skopeo-matrix.sh >/dev/null
 bash scripts/real-images.sh >/dev/null
+bash scripts/node-versions.sh >/dev/null
 
-if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json || ! -f build/Release/seqpacket.node ]]; then
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
   npm ci --no-fund --no-audit
 fi
+# The addon as the npm package ships it: prebuilds/ (the tests load it from
+# there, on every Node). Rebuilt only when the sources or the Node headers changed.
+bash scripts/prebuild.sh --if-changed >/dev/null
+# A build/ left by the old install script (node-gyp rebuild at npm ci) would
+# be loaded before prebuilds/; `npm run build:addon` makes one again on purpose.
+rm -rf build
 npm run --silent build
 echo "setup: ready ($(skopeo --version); matrix: $(tr '\n' ' ' < .cache/skopeo-matrix/list))"

@@ -18,8 +18,11 @@ export interface Platform {
 
 /** Registry credentials; see {@link ImageProxyConfig.credentials}. */
 export interface Credentials {
+  /** The registry they are for: `quay.io`, `localhost:5000`, … */
   registry: string;
+  /** The user name. */
   username: string;
+  /** The password or token (never put on skopeo's command line). */
   password: string;
 }
 

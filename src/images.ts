@@ -10,7 +10,7 @@ import { untilAborted, type PlainReply } from './replies.js';
 import { isNotFound } from './skopeo-messages.js';
 import { storeNotFoundHint } from './storage.js';
 import type { ImageProxy } from './proxy.js';
-import type { HeldImage, Supervisor } from './supervisor.js';
+import type { Supervisor } from './supervisor.js';
 import type { Transport } from './transport.js';
 
 /** Options every call accepts. */
@@ -26,7 +26,7 @@ export interface CallContext {
 }
 
 /** An image opened on a proxy. Close it (or `await using` it) when done. */
-export class OpenedImage implements HeldImage {
+export class OpenedImage {
   #id: number;
   #closed = false;
   #lost: Error | undefined;
@@ -47,6 +47,7 @@ export class OpenedImage implements HeldImage {
     return this.#id;
   }
 
+  /** Whether the image was closed. */
   get closed(): boolean {
     return this.#closed;
   }
@@ -81,6 +82,7 @@ export class OpenedImage implements HeldImage {
     return this.proxy.closeImage(this, options);
   }
 
+  /** Closes the image, if the proxy still runs (`await using image = …`). */
   async [Symbol.asyncDispose](): Promise<void> {
     if (!this.#closed && this.proxy.running) await this.close();
   }

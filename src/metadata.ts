@@ -65,6 +65,7 @@ export async function servedLayers(
 
 /** A layer and the digest of its uncompressed contents. */
 export interface LayerWithDiffId extends ConvertedLayerInfo {
+  /** The digest of the layer's uncompressed contents (the config's `rootfs.diff_ids` entry). */
   diffId: string;
 }
 

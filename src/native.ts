@@ -1,5 +1,8 @@
-/** Loads the N-API addon (native/seqpacket.c, native/fsops.c) built by node-gyp at install time. */
-import { existsSync } from 'node:fs';
+/**
+ * Loads the N-API addon (native/seqpacket.c, native/fsops.c): prebuilt for
+ * linux-x64 and linux-arm64 (scripts/prebuild.sh), or built from source.
+ */
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,18 +44,65 @@ interface Addon {
   readAll(fd: number, maxBytes: number, callback: (error: (Error & { code?: string }) | undefined, data: Buffer | undefined) => void): void;
 }
 
-function load(): Addon {
-  const require = createRequire(import.meta.url);
-  // dist/ and the test build live at different depths: walk up to the package root.
+/** The package's root: the nearest directory up from this file with our package.json. */
+function packageRoot(): string {
+  // dist/ and the test build live at different depths.
   for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
-    const candidate = join(dir, 'build', 'Release', 'seqpacket.node');
-    if (existsSync(candidate)) return require(candidate) as Addon;
-    if (dirname(dir) === dir) break;
+    try {
+      const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string };
+      if (manifest.name === 'containers-image-proxy') return dir;
+    } catch {
+      // no package.json here
+    }
+    if (dirname(dir) === dir) throw new Error('containers-image-proxy: cannot find the package root (package.json) above the native addon loader');
   }
-  throw new Error(
-    'containers-image-proxy: the native addon build/Release/seqpacket.node is missing; ' +
-      'run `npm rebuild containers-image-proxy` (needs python3, make and a C compiler)',
+}
+
+/** What to do where no prebuilt addon fits: the exact commands. */
+function buildHint(root: string): string {
+  return (
+    `Build it from the package's source: install python3, make and a C compiler ` +
+    `(Debian/Ubuntu: apt-get install python3 make gcc; Fedora/RHEL: dnf install python3 make gcc; Alpine: apk add python3 make gcc musl-dev linux-headers), ` +
+    `then run: cd ${JSON.stringify(root)} && npm run build:addon`
   );
 }
 
-export const native: Addon = load();
+/**
+ * Finds and loads the addon with node-gyp-build: a local build
+ * (build/Release/seqpacket.node, made by `npm run build:addon`) if there is
+ * one, else the prebuilt binary for this platform from prebuilds/ (linux-x64
+ * and linux-arm64, glibc 2.28 or newer), shipped in the npm package, so
+ * installing needs no compiler and runs no install script.
+ */
+function load(): { addon: Addon; path: string } {
+  const require = createRequire(import.meta.url);
+  const root = packageRoot();
+  const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
+  let path: string;
+  try {
+    path = nodeGypBuild.path(root);
+  } catch {
+    const libc = glibcVersion();
+    throw new Error(
+      `containers-image-proxy: no native addon for ${process.platform}-${process.arch}` +
+        `${libc === null ? ' with musl libc' : ''}: the package ships prebuilt ones for linux-x64 and linux-arm64 (glibc 2.28 or newer), ` +
+        `and ${join(root, 'build', 'Release', 'seqpacket.node')} has not been built. ${buildHint(root)}`,
+    );
+  }
+  try {
+    return { addon: require(path) as Addon, path };
+  } catch (error) {
+    throw new Error(`containers-image-proxy: the native addon ${path} does not load here (${(error as Error).message.split('\n')[0]}). ${buildHint(root)}`, { cause: error });
+  }
+}
+
+/** glibc's version from the process report, null where the C library is another (musl). */
+function glibcVersion(): string | null {
+  const header = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
+  return header?.glibcVersionRuntime ?? null;
+}
+
+const loaded = load();
+export const native: Addon = loaded.addon;
+/** The file the addon was loaded from (tests check it is the prebuilt one). */
+export const nativeAddonPath: string = loaded.path;

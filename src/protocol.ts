@@ -10,15 +10,21 @@ export const MINIMUM_PROTOCOL_VERSION = '0.2.3';
 
 /** The protocol version that introduced each capability we use. */
 export const FEATURE_VERSIONS = {
+  /** The whole image configuration (`fetchConfig`). */
   GetFullConfig: '0.2.3',
+  /** Opening an image that may not exist (`openImageOptional`). */
   OpenImageOptional: '0.2.4',
+  /** The blobs the proxy serves, inline (`getLayerInfo`). */
   GetLayerInfo: '0.2.5',
   /** Signature policy is enforced by OpenImage from this version on. */
   PolicyEnforcement: '0.2.6',
+  /** The blobs the proxy serves, through a pipe (no 32 KiB limit). */
   GetLayerInfoPiped: '0.2.7',
+  /** Blobs with no server-side verification and no FinishPipe: many at once (`getRawBlob`). */
   GetRawBlob: '0.2.8',
 } as const;
 
+/** A protocol feature: a key of {@link FEATURE_VERSIONS}. */
 export type Feature = keyof typeof FEATURE_VERSIONS;
 
 /**

@@ -37,7 +37,10 @@ export const DEFAULT_STALL_TIMEOUT_MS = DEFAULT_TIMEOUT_MS;
  *
  * Events: `restart` ({@link RestartEvent}) when a wedged skopeo was replaced.
  */
-export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
+export class ImageProxy extends EventEmitter<{
+  /** A wedged skopeo was replaced by a new one. */
+  restart: [RestartEvent];
+}> {
   readonly #supervisor: Supervisor;
   #closing: Promise<void> | undefined;
 
@@ -128,12 +131,28 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
    * (observed with skopeo 1.9 to 1.22); a platform the list lacks fails here
    * with a RequestError for GetManifest, not in openImage.
    */
-  async fetchManifestRaw(image: OpenedImage, options: CallOptions = {}): Promise<{ digest: string; raw: Buffer }> {
+  async fetchManifestRaw(
+    image: OpenedImage,
+    options: CallOptions = {},
+  ): Promise<{
+    /** The digest of the manifest as stored (before any conversion to OCI). */
+    digest: string;
+    /** The manifest's bytes as the proxy sent them. */
+    raw: Buffer;
+  }> {
     return this.#withImage(image, options, (call) => fetchManifestRaw(this.#supervisor, image, call));
   }
 
   /** The image's manifest, parsed; see {@link fetchManifestRaw} for the digest. */
-  async fetchManifest(image: OpenedImage, options: CallOptions = {}): Promise<{ digest: string; manifest: ImageManifest }> {
+  async fetchManifest(
+    image: OpenedImage,
+    options: CallOptions = {},
+  ): Promise<{
+    /** The digest of the manifest as stored (before any conversion to OCI). */
+    digest: string;
+    /** The manifest, as OCI. */
+    manifest: ImageManifest;
+  }> {
     const { digest, raw } = await this.fetchManifestRaw(image, options);
     return { digest, manifest: parseManifest(raw) };
   }
@@ -177,7 +196,12 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
     image: OpenedImage,
     digest: string,
     options: CallOptions & Pick<BlobOptions, 'bodyIdleTimeout' | 'stallTimeout'> & { expectedSize?: number } = {},
-  ): Promise<{ size: number; stream: BlobStream }> {
+  ): Promise<{
+    /** The blob's size as the proxy reported it, in bytes (-1 when the source cannot tell). */
+    size: number;
+    /** The blob's bytes, verified as they are read. */
+    stream: BlobStream;
+  }> {
     return this.#withImage(image, options, (call) => fetchRawBlob(this.#supervisor, image, digest, options.expectedSize, call));
   }
 
@@ -213,6 +237,7 @@ export class ImageProxy extends EventEmitter<{ restart: [RestartEvent] }> {
     return this.#closing;
   }
 
+  /** Same as {@link close} (`await using proxy = …`). */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageProxyError } from './errors.js';
 import type { BlobStream, BlobTransfer } from './blobs/stream-kit.js';
 
+/** How often to try an operation again after a retryable failure, and how long to wait between tries. */
 export interface RetryPolicy {
   /** How many times to try in all (1 = no retry). */
   attempts: number;
@@ -22,7 +23,9 @@ export interface RetryPolicy {
 export interface RetryEvent {
   /** The attempt about to start (2 for the first retry). */
   attempt: number;
+  /** The retryable failure of the attempt before. */
   error: Error;
+  /** How long the retry waits before it starts, in milliseconds. */
   delayMs: number;
 }
 

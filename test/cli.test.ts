@@ -113,6 +113,48 @@ describe('cli: basics', () => {
   });
 });
 
+describe('cli: global options before the command', () => {
+  /** The command line exactly as given (cli() appends --skopeo). */
+  const exactly = (...args: string[]): Run => {
+    const result = spawnSync(process.execPath, [BIN, ...args], { timeout: 60_000 });
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr.toString() };
+  };
+
+  it('are accepted before the command, as skopeo and podman take them', () => {
+    const expected = ok(cli('inspect', image.reference)).stdout.toString();
+    assert.equal(ok(exactly('--skopeo', SKOPEO, '--tls-verify=false', 'inspect', image.reference)).stdout.toString(), expected);
+    assert.equal(ok(exactly(`--skopeo=${SKOPEO}`, '--tls-verify', 'false', '--no-creds', 'inspect', image.reference)).stdout.toString(), expected);
+    assert.equal(ok(exactly('-q', '--skopeo', SKOPEO, 'layers', image.reference)).stdout.toString(), ok(cli('layers', image.reference)).stdout.toString());
+    using dir = tempDir();
+    ok(exactly('--skopeo', SKOPEO, '--quiet', '--retry', '1', 'extract', image.reference, join(dir.path, 'rootfs')));
+    assert.equal(readFileSync(join(dir.path, 'rootfs', 'hello.txt'), 'utf8'), 'hello\n');
+  });
+
+  it('are checked as they are after it, and an unknown one before the command is a usage error', () => {
+    for (const [args, message] of [
+      [['--tls-verify=maybe', 'inspect', 'oci:x'], /--tls-verify takes true or false/],
+      [['--bogus', 'inspect', 'oci:x'], /unknown global option --bogus/],
+      [['--config', 'inspect', 'oci:x'], /unknown global option --config \(a command's own options go after it\)/],
+      [['--authfile'], /--authfile needs a value/],
+      [['--no-creds'], /no command/],
+      [['--no-creds', 'frobnicate'], /unknown command "frobnicate"/],
+    ] as Array<[string[], RegExp]>) {
+      const run = exactly(...args);
+      assert.equal(run.status, 2, `${args.join(' ')}: ${run.stderr}`);
+      assert.match(run.stderr.split('\n')[0]!, message);
+    }
+  });
+
+  it('--help says so; with global options before it, --help still shows the help asked for', () => {
+    const usage = ok(exactly('--help')).stdout.toString();
+    assert.match(usage, /Usage: containers-image-proxy \[GLOBAL OPTIONS\] COMMAND \[OPTIONS\]/);
+    assert.match(usage, /Global options go before or after the command:[\s\S]*containers-image-proxy --tls-verify=false inspect docker:\/\//);
+    assert.equal(ok(exactly('--debug', '--help')).stdout.toString(), usage);
+    assert.match(ok(exactly('--quiet', 'inspect', '--help')).stdout.toString(), /Usage: containers-image-proxy inspect/);
+    assert.match(ok(exactly('--no-creds', '--version')).stdout.toString(), /^containers-image-proxy \d/);
+  });
+});
+
 describe('cli: inspect, layers, blob', () => {
   it('inspect prints the digest and manifest, --config adds the config, --raw the exact bytes', () => {
     const out = JSON.parse(ok(cli('inspect', image.reference, '--config')).stdout.toString()) as {

@@ -17,7 +17,7 @@
 // is gone. --baseline also runs each test unmutated first (use it when adding
 // mutants: a test that fails anyway proves nothing).
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,8 +44,10 @@ const releases = matrix();
 const newest = releases.at(-1) || process.env.SKOPEO || 'skopeo';
 const oldest = releases[0] || newest;
 
-for (const required of ['.build/src/index.js', 'build/Release/seqpacket.node']) {
-  if (!existsSync(join(ROOT, required))) {
+// The addon as src/native.ts finds it: a local build, else prebuilds/ (scripts/setup.sh makes those).
+const addons = ['build/Release/seqpacket.node', 'prebuilds'].filter((path) => existsSync(join(ROOT, path)));
+for (const [required, present] of [['.build/src/index.js', existsSync(join(ROOT, '.build/src/index.js'))], ['the native addon (prebuilds/ or build/Release/)', addons.length > 0]]) {
+  if (!present) {
     console.error(`must-fail: ${required} is missing; run scripts/setup.sh and npx tsc -p tsconfig.test.json first`);
     process.exit(2);
   }
@@ -58,8 +60,7 @@ process.on('exit', cleanup);
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
 cpSync(join(ROOT, '.build'), join(copy, '.build'), { recursive: true });
 cpSync(join(ROOT, '.build', 'src'), join(copy, 'dist'), { recursive: true });
-mkdirSync(join(copy, 'build', 'Release'), { recursive: true });
-cpSync(join(ROOT, 'build', 'Release', 'seqpacket.node'), join(copy, 'build', 'Release', 'seqpacket.node'));
+for (const addon of addons) cpSync(join(ROOT, addon), join(copy, addon), { recursive: true });
 cpSync(join(ROOT, 'test', 'fake-proxy'), join(copy, 'test', 'fake-proxy'), { recursive: true });
 cpSync(join(ROOT, 'package.json'), join(copy, 'package.json'));
 symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));

@@ -18,6 +18,7 @@ export const BLOB_TRANSFERS: readonly BlobTransfer[] = ['GetBlob', 'GetRawBlob']
 export interface BlobStream extends Readable {
   /** How the bytes are transferred (and so who verifies them). */
   readonly transfer: BlobTransfer;
+  /** The digest the bytes are verified against. */
   readonly digest: string;
   /**
    * The blob size the stream is verified against: the size asked for, or,

@@ -12,12 +12,12 @@ import * as extract from './commands/extract.js';
 import * as inspect from './commands/inspect.js';
 import * as layers from './commands/layers.js';
 import * as pull from './commands/pull.js';
-import { GLOBAL_HELP, UsageError } from './options.js';
+import { GLOBAL_HELP, splitLeadingOptions, UsageError } from './options.js';
 
 const PROGRAM = 'containers-image-proxy';
 const COMMANDS: Record<string, { help: string; run(args: string[]): Promise<void> }> = { inspect, layers, blob, pull, extract };
 
-const USAGE = `Usage: ${PROGRAM} COMMAND [OPTIONS]
+const USAGE = `Usage: ${PROGRAM} [GLOBAL OPTIONS] COMMAND [OPTIONS]
 
 Fetch container images through skopeo's image proxy, as verified streams.
 IMAGE is any containers/image reference: docker://, oci:, oci-archive:,
@@ -31,6 +31,10 @@ Commands:
   extract IMAGE DIR        the image's root filesystem, unpacked into DIR
 
 Run '${PROGRAM} COMMAND --help' for a command's options and examples.
+Global options go before or after the command: as skopeo and podman take them,
+  ${PROGRAM} --tls-verify=false inspect docker://localhost:5000/app:1
+or after it, with the command's own options:
+  ${PROGRAM} inspect docker://localhost:5000/app:1 --tls-verify=false
 
 ${GLOBAL_HELP}
   --version                 print the version`;
@@ -41,22 +45,28 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const [name, ...args] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (argv.length === 0) {
     process.stdout.write(USAGE + '\n');
-    return name === undefined ? 2 : 0;
+    return 2;
   }
-  if (name === '--version') {
+  const { leading, command: name, rest, help, version: wantsVersion } = splitLeadingOptions(argv);
+  if (wantsVersion) {
     process.stdout.write(`${PROGRAM} ${version()}\n`);
     return 0;
   }
+  if (name === 'help' || (help && name === undefined)) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  if (name === undefined) throw new UsageError('no command given');
   const command = COMMANDS[name];
   if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)}`);
-  if (args.includes('--help') || args.includes('-h')) {
+  if (help || rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(`${command.help}\n\n${GLOBAL_HELP}\n`);
     return 0;
   }
-  await command.run(args);
+  // Global options from before the command are parsed with the command's.
+  await command.run([...leading, ...rest]);
   return 0;
 }
 

@@ -27,7 +27,7 @@ export const GLOBAL_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
-export const GLOBAL_HELP = `Global options:
+export const GLOBAL_HELP = `Global options (before or after the command):
   --authfile PATH           containers-auth.json to use
   --no-creds                access registries anonymously
   --cert-dir DIR            certificates (*.crt, *.cert, *.key) for registry TLS
@@ -44,21 +44,69 @@ export const GLOBAL_HELP = `Global options:
   --json                    progress as JSON lines on stderr
   -h, --help                this help`;
 
-export type GlobalValues = {
-  [K in keyof typeof GLOBAL_OPTIONS]?: (typeof GLOBAL_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string;
-};
+/** How a command declares its options: parseArgs's option config, string or boolean. */
+export type OptionsConfig = Readonly<Record<string, Readonly<{ type: 'string' | 'boolean'; short?: string; multiple?: boolean }>>>;
 
-/** Parses a command's arguments together with the global options. */
-export function parseCommand<O extends ParseArgsConfig['options']>(
-  args: string[],
-  options: O,
-): { values: GlobalValues & Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
+/** The value parseArgs gives an option of this config: boolean, string, or string[] with `multiple: true`. */
+type OptionValue<C> = C extends { type: 'boolean' } ? (C extends { multiple: true } ? boolean[] : boolean) : C extends { multiple: true } ? string[] : string;
+
+/** The parsed values of a set of options, each undefined when not given. */
+export type OptionValues<O extends OptionsConfig> = { -readonly [K in keyof O]?: OptionValue<O[K]> };
+
+export type GlobalValues = OptionValues<typeof GLOBAL_OPTIONS>;
+
+/**
+ * Parses a command's arguments together with the global options. The values
+ * keep their types: `{ size: { type: 'string' } }` gives `values.size` as
+ * `string | undefined`, `multiple: true` a `string[]`.
+ */
+export function parseCommand<const O extends OptionsConfig>(args: string[], options: O): { values: GlobalValues & OptionValues<O>; positionals: string[] } {
   try {
-    const parsed = parseArgs({ args, options: { ...GLOBAL_OPTIONS, ...options }, allowPositionals: true, strict: true });
-    return { values: parsed.values as GlobalValues & Record<string, string | boolean | string[] | undefined>, positionals: parsed.positionals };
+    const parsed = parseArgs({ args, options: { ...GLOBAL_OPTIONS, ...options } as ParseArgsConfig['options'], allowPositionals: true, strict: true });
+    // parseArgs types the merged config's values only loosely; OptionValues is what it returns for it.
+    return { values: parsed.values as GlobalValues & OptionValues<O>, positionals: parsed.positionals };
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+}
+
+/**
+ * Splits the global options that come before the command off the command
+ * line (`--tls-verify=false inspect IMAGE`, as skopeo and podman take them).
+ * `leading` are those options, to be parsed with the command's; `help` and
+ * `version` are set when --help/-h or --version came before the command.
+ */
+export function splitLeadingOptions(argv: string[]): { leading: string[]; command: string | undefined; rest: string[]; help: boolean; version: boolean } {
+  const leading: string[] = [];
+  let help = false;
+  let version = false;
+  let at = 0;
+  for (; at < argv.length; at++) {
+    const arg = argv[at]!;
+    if (arg === '--' || !arg.startsWith('-') || arg === '-') break;
+    if (arg === '--version') {
+      version = true;
+      continue;
+    }
+    const shorts = !arg.startsWith('--') ? [...arg.slice(1)] : null;
+    const names = shorts ? shorts.map((short) => globalByShort(short) ?? `-${short}`) : [arg.slice(2).split('=')[0]!];
+    for (const name of names) {
+      const option = (GLOBAL_OPTIONS as OptionsConfig)[name];
+      if (!option) throw new UsageError(`unknown global option ${name.startsWith('-') ? name : `--${name}`} (a command's own options go after it)`);
+      if (name === 'help') help = true;
+    }
+    leading.push(arg);
+    // A string option's value may be the next argument: `--authfile PATH`.
+    if (!shorts && !arg.includes('=') && (GLOBAL_OPTIONS as OptionsConfig)[names[0]!]!.type === 'string') {
+      if (at + 1 >= argv.length) throw new UsageError(`${arg} needs a value`);
+      leading.push(argv[++at]!);
+    }
+  }
+  return { leading: leading.filter((arg) => arg !== '--help' && arg !== '-h'), command: argv[at] === '--' ? undefined : argv[at], rest: argv.slice(at + 1), help, version };
+}
+
+function globalByShort(short: string): string | undefined {
+  return Object.entries(GLOBAL_OPTIONS as OptionsConfig).find(([, option]) => option.short === short)?.[0];
 }
 
 /** Turns the global options into an ImageProxyConfig. */

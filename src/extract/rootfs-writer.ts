@@ -42,7 +42,9 @@ import { display, TarFormatError, TarReader, type TarHeader, type TarSink } from
 
 /** A layer entry that would harm the host, or a layer that cannot be applied. */
 export class ExtractionError extends ImageProxyError {
+  /** Always `"ExtractionError"`. */
   override name = 'ExtractionError';
+  /** An error with its message, the archive path it is about, and its cause. */
   constructor(
     message: string,
     /** The offending archive path, quoted as in the message, when there is one. */
@@ -53,6 +55,7 @@ export class ExtractionError extends ImageProxyError {
   }
 }
 
+/** How {@link RootfsWriter} extracts. */
 export interface RootfsWriterOptions {
   /** Keep the layers' uid/gid. Default: only when running as root. */
   preserveOwnership?: boolean;
@@ -77,7 +80,14 @@ export interface ExtractionReport {
   /** Archive entries applied (whiteouts included). */
   entries: number;
   /** Extended attributes the layers carry that were not applied, by name. */
-  skippedXattrs: Array<{ name: string; entries: number; reason: string }>;
+  skippedXattrs: Array<{
+    /** The attribute's name, e.g. `security.selinux`. */
+    name: string;
+    /** How many entries carried it. */
+    entries: number;
+    /** Why it was not applied (the error, e.g. `EPERM`). */
+    reason: string;
+  }>;
 }
 
 const WHITEOUT_PREFIX = '.wh.';
@@ -114,7 +124,9 @@ export class RootfsWriter {
   #rootfs: Rootfs | undefined;
   #uncompressedBytes = 0;
 
+  /** A writer that builds the root filesystem in `root`. */
   constructor(
+    /** The directory the root filesystem is built in. */
     readonly root: string,
     options: RootfsWriterOptions = {},
   ) {
@@ -131,7 +143,16 @@ export class RootfsWriter {
    * may be applied again after a failure (a retry): entries are replaced and
    * whiteouts are idempotent.
    */
-  async applyLayer(blob: Readable | AsyncIterable<Buffer>, options: { diffId?: string } = {}): Promise<{ diffId: string }> {
+  async applyLayer(
+    blob: Readable | AsyncIterable<Buffer>,
+    options: {
+      /** The layer's expected uncompressed digest (the config's `rootfs.diff_ids` entry). */
+      diffId?: string;
+    } = {},
+  ): Promise<{
+    /** The digest of the uncompressed layer, as hashed while it was applied. */
+    diffId: string;
+  }> {
     const rootfs = (this.#rootfs ??= this.#open());
     const algorithm = options.diffId?.split(':')[0] ?? 'sha256';
     if (!['sha256', 'sha384', 'sha512'].includes(algorithm)) throw new ExtractionError(`unsupported diff_id algorithm in ${options.diffId}`);

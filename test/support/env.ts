@@ -18,6 +18,19 @@ export function skopeo(...args: string[]): string {
   return execFileSync(SKOPEO, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
+/**
+ * The Node executables besides this one that the tests run on
+ * (scripts/node-versions.sh lists them in .cache/node/list); none before
+ * setup has run.
+ */
+export function extraNodes(root: string): string[] {
+  try {
+    return readFileSync(join(root, '.cache', 'node', 'list'), 'utf8').split('\n').filter(Boolean).map((path) => join(root, path));
+  } catch {
+    return [];
+  }
+}
+
 export function tempDir(prefix = 'cip-test-'): { path: string; [Symbol.dispose](): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, [Symbol.dispose]: () => rmSync(path, { recursive: true, force: true }) };

@@ -31,11 +31,11 @@ export async function run(args: string[]): Promise<void> {
   const { values, positionals } = parseCommand(args, { size: { type: 'string' }, output: { type: 'string', short: 'o' } });
   const [reference, digest, ...extra] = positionals;
   if (!reference || !digest || extra.length) throw new UsageError('blob takes IMAGE and DIGEST');
-  const output = values.output as string | undefined;
+  const output = values.output;
   // Judged before anything is fetched, so a refused FILE costs no transfer.
   const target = output === undefined ? undefined : await outputTarget(output);
   await withImage(values, reference, async (proxy, image) => {
-    let size = values.size === undefined ? undefined : integer('--size', values.size as string, 0);
+    let size = values.size === undefined ? undefined : integer('--size', values.size, 0);
     if (size === undefined) {
       const { manifest } = await proxy.fetchManifest(image);
       const find = (descriptors: ReadonlyArray<{ digest: string; size: number }>) => descriptors.find((d) => d.digest === digest)?.size;

@@ -37,10 +37,10 @@ export async function run(args: string[]): Promise<void> {
   });
   const [reference, dir, ...extra] = positionals;
   if (!reference || !dir || extra.length) throw new UsageError('extract takes IMAGE and DIR');
-  const wanted = (values.layer as string[] | undefined) ?? [];
+  const wanted = values.layer ?? [];
   await withImage(values, reference, async (proxy, image) => {
     const layers = selectLayers(await proxy.getLayerDiffIds(image), wanted);
-    const maxUncompressed = values['max-uncompressed'] as string | undefined;
+    const maxUncompressed = values['max-uncompressed'];
     const writer = new RootfsWriter(dir, {
       allowNonEmpty: values['allow-non-empty'] === true,
       ...(maxUncompressed !== undefined && { maxUncompressedBytes: integer('--max-uncompressed', maxUncompressed, 0) }),

@@ -40,9 +40,9 @@ export async function run(args: string[]): Promise<void> {
   if (!reference || extra.length || (dir === undefined) === !toDevNull) {
     throw new UsageError('pull takes IMAGE and DIR, or IMAGE and --to-devnull');
   }
-  const jobs = integer('--jobs', values.jobs as string | undefined, 3);
+  const jobs = integer('--jobs', values.jobs, 3);
   if (jobs < 1) throw new UsageError('--jobs must be at least 1');
-  const tag = (values.tag as string | undefined) ?? tagOf(reference);
+  const tag = values.tag ?? tagOf(reference);
   try {
     checkTag(tag);
   } catch (error) {
