@@ -20,7 +20,7 @@ const SLOW = new Set(['real-images']);
  * listed run last.
  */
 const ORDER = [
-  'unit/progress', 'unit/retry', 'unit/protocol', 'unit/storage', 'unit/config', 'unit/oci-layout', 'unit/gnu-tar', 'unit/extract', 'unit/fuzz',
+  'unit/progress', 'unit/retry', 'unit/protocol', 'unit/storage', 'unit/config', 'unit/oci-layout', 'unit/tar-reader', 'unit/extract-paths', 'unit/gnu-tar', 'unit/extract', 'unit/fuzz',
   'versions', // 2
   'proxy', // 4
   'soak', // 5

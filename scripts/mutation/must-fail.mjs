@@ -4,7 +4,7 @@
 // after the suites, on the newest skopeo of the matrix (else $SKOPEO; a
 // mutant may ask for the oldest), in about two minutes:
 //
-//   node scripts/mutation/must-fail.mjs [--baseline] [--list] [NAME-SUBSTRING...]
+//   node scripts/mutation/must-fail.mjs [--baseline] [--list] [--mutants FILE.mjs] [NAME-SUBSTRING...]
 //
 // It needs the test build (.build/, `npx tsc -p tsconfig.test.json`) and the
 // native addon. It works on a copy in a temporary directory, never in the
@@ -15,19 +15,23 @@
 // this check fails. So does a mutant that no longer applies (its source line
 // changed): update its `find` to the new code, or drop it if that behaviour
 // is gone. --baseline also runs each test unmutated first (use it when adding
-// mutants: a test that fails anyway proves nothing).
+// mutants: a test that fails anyway proves nothing). --mutants checks another
+// list (an .mjs file exporting MUTANTS), e.g. survivors of `npm run mutate`
+// written down to confirm that a new test kills them.
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
-import { MUTANTS } from './must-fail-mutants.mjs';
+import { pathToFileURL } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const args = process.argv.slice(2);
 const baseline = args.includes('--baseline');
-const filters = args.filter((arg) => !arg.startsWith('--'));
+const listFile = args.includes('--mutants') ? resolve(args[args.indexOf('--mutants') + 1]) : join(dirname(fileURLToPath(import.meta.url)), 'must-fail-mutants.mjs');
+const { MUTANTS } = await import(pathToFileURL(listFile).href);
+const filters = args.filter((arg, i) => !arg.startsWith('--') && args[i - 1] !== '--mutants');
 const chosen = MUTANTS.filter((mutant) => filters.length === 0 || filters.some((filter) => mutant.name.includes(filter)));
 
 if (args.includes('--list')) {

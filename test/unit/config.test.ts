@@ -106,6 +106,27 @@ describe('planSpawn', () => {
     assert.throws(() => plan({ authFile: '' }), ConfigurationError);
   });
 
+  it('names the option at fault in each refusal', () => {
+    const refusals: Array<[ImageProxyConfig, RegExp]> = [
+      [{ skopeoCommand: ['skopeo', ''] }, /^skopeoCommand must be a non-empty list of non-empty strings/],
+      [{ authFile: '' }, /^authFile must be a non-empty path$/],
+      [{ certificateDirectory: '' }, /^certificateDirectory must be a non-empty path$/],
+      [{ policy: '' }, /^policy must be a non-empty path$/],
+      [{ registriesDir: '' }, /^registriesDir must be a non-empty path$/],
+      [{ registriesConf: '' }, /^registriesConf must be a non-empty path$/],
+      [{ tmpDir: '' }, /^tmpDir must be a non-empty path$/],
+      [{ platform: { os: 'linux os' } }, /^platform\.os must be a plain word such as "arm64", got "linux os"$/],
+      [{ platform: { architecture: '-arm' } }, /^platform\.architecture must be a plain word/],
+      [{ platform: { variant: 'v8/x' } }, /^platform\.variant must be a plain word/],
+      [{ authFile: 'a\0b' }, /^authFile contains a NUL byte$/],
+      [{ platform: { os: 'li\0nux' } }, /^platform\.os contains a NUL byte$/],
+      [{ decryptionKeys: ['/k', 'x\0'] }, /^decryptionKeys\[1\] contains a NUL byte$/],
+    ];
+    for (const [config, message] of refusals) {
+      assert.throws(() => plan(config), (e: unknown) => e instanceof ConfigurationError && message.test(e.message), JSON.stringify(config));
+    }
+  });
+
   it('keeps a value that looks like a flag inside its own option', () => {
     assert.deepEqual(argv({ authFile: '--insecure-policy' }), ['skopeo', 'experimental-image-proxy', '--authfile=--insecure-policy']);
   });

@@ -1,0 +1,363 @@
+/**
+ * TarReader on hand-made archives, block by block: numeric fields (octal,
+ * base-256), checksums, PAX records and times, GNU long names, old and PAX
+ * sparse maps, where an archive may end, and the same events whatever the
+ * chunking. Real archivers' output is covered by gnu-tar.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { TarFormatError, TarReader, type TarHeader } from '../../src/extract/tar-reader.js';
+
+const BLOCK = 512;
+
+interface Fields {
+  name?: string;
+  typeflag?: string;
+  size?: number;
+  mode?: number;
+  mtime?: number;
+  linkpath?: string;
+  prefix?: string;
+  magic?: string;
+  devmajor?: number;
+  devminor?: number;
+  /** Raw bytes written at an offset after the fields above (for base-256 and odd encodings). */
+  raw?: Array<[offset: number, bytes: Buffer | string]>;
+  /** Use the signed checksum (bytes > 127 counted negative), as some old tars did. */
+  signedChecksum?: boolean;
+  /** Add this to the checksum (a corrupt header). */
+  checksumError?: number;
+}
+
+const octal = (value: number, width: number): string => value.toString(8).padStart(width - 1, '0') + '\0';
+
+function header(fields: Fields): Buffer {
+  const block = Buffer.alloc(BLOCK);
+  block.write(fields.name ?? 'file', 0, 'latin1');
+  block.write(octal(fields.mode ?? 0o644, 8), 100);
+  block.write(octal(0, 8), 108);
+  block.write(octal(0, 8), 116);
+  block.write(octal(fields.size ?? 0, 12), 124);
+  block.write(octal(fields.mtime ?? 1_700_000_000, 12), 136);
+  block.write(fields.typeflag ?? '0', 156, 'latin1');
+  if (fields.linkpath) block.write(fields.linkpath, 157, 'latin1');
+  block.write(fields.magic ?? 'ustar\0', 257, 'latin1');
+  block.write('00', 263);
+  if (fields.devmajor !== undefined) block.write(octal(fields.devmajor, 8), 329);
+  if (fields.devminor !== undefined) block.write(octal(fields.devminor, 8), 337);
+  if (fields.prefix) block.write(fields.prefix, 345, 'latin1');
+  for (const [offset, bytes] of fields.raw ?? []) (typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes).copy(block, offset);
+  block.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const byte of block) sum += fields.signedChecksum && byte > 127 ? byte - 256 : byte;
+  sum += fields.checksumError ?? 0;
+  block.write(octal(sum < 0 ? 0 : sum, 7) + ' ', 148);
+  return block;
+}
+
+/** Data padded to whole blocks. */
+function body(data: Buffer | string): Buffer {
+  const bytes = Buffer.from(data);
+  return Buffer.concat([bytes, Buffer.alloc((BLOCK - (bytes.length % BLOCK)) % BLOCK)]);
+}
+
+function paxRecords(records: Array<[string, string]>): Buffer {
+  return Buffer.concat(
+    records.map(([key, value]) => {
+      const text = ` ${key}=${value}\n`;
+      let length = Buffer.byteLength(text, 'latin1') + 1;
+      while (String(length).length + Buffer.byteLength(text, 'latin1') !== length) length++;
+      return Buffer.from(`${length}${text}`, 'latin1');
+    }),
+  );
+}
+
+/** A PAX `x` header and its records. */
+function pax(records: Array<[string, string]> | Buffer, typeflag = 'x'): Buffer {
+  const data = Buffer.isBuffer(records) ? records : paxRecords(records);
+  return Buffer.concat([header({ name: 'PaxHeader', typeflag, size: data.length }), body(data)]);
+}
+
+function file(name: string, content: string, fields: Fields = {}): Buffer {
+  return Buffer.concat([header({ name, size: Buffer.byteLength(content), ...fields }), body(content)]);
+}
+
+const END = Buffer.alloc(2 * BLOCK);
+
+interface Read {
+  headers: TarHeader[];
+  /** Per entry: [offset, bytes] pieces, joined where contiguous. */
+  data: Array<Array<[number, string]>>;
+  ended: boolean;
+}
+
+/** Reads an archive in chunks of `chunk` bytes (0: whole). */
+function read(archive: Buffer, chunk = 0): Read {
+  const out: Read = { headers: [], data: [], ended: false };
+  let open = false;
+  const reader = new TarReader({
+    entry: (header) => {
+      assert.equal(open, false, 'entry() before the previous entryEnd()');
+      open = true;
+      out.headers.push(header);
+      out.data.push([]);
+    },
+    data: (bytes, offset) => {
+      const pieces = out.data.at(-1)!;
+      const last = pieces.at(-1);
+      if (last && last[0] + last[1].length === offset) last[1] += bytes.toString('latin1');
+      else pieces.push([offset, bytes.toString('latin1')]);
+    },
+    entryEnd: () => {
+      assert.equal(open, true, 'entryEnd() without entry()');
+      open = false;
+    },
+  });
+  const step = chunk || archive.length || 1;
+  for (let at = 0; at < archive.length; at += step) reader.push(archive.subarray(at, at + step));
+  reader.end();
+  out.ended = reader.ended;
+  return out;
+}
+
+function refused(archive: Buffer, message: RegExp, chunk = 0): void {
+  assert.throws(() => read(archive, chunk), (e: unknown) => e instanceof TarFormatError && message.test(e.message), String(message));
+}
+
+describe('TarReader: blocks and chunks', () => {
+  const archive = Buffer.concat([file('a.txt', 'hello'), file('b.bin', 'x'.repeat(1500)), header({ name: 'd/', typeflag: '5' }), END]);
+
+  it('gives the same entries and data whatever the chunk size', () => {
+    const whole = read(archive);
+    assert.deepEqual(whole.headers.map((h) => [h.path, h.type, h.size]), [['a.txt', 'file', 5], ['b.bin', 'file', 1500], ['d/', 'directory', 0]]);
+    assert.deepEqual(whole.data, [[[0, 'hello']], [[0, 'x'.repeat(1500)]], []]);
+    assert.equal(whole.ended, true);
+    for (const chunk of [1, 7, 511, 512, 513, 1000, 1024, 1025]) assert.deepEqual(read(archive, chunk), whole, `chunks of ${chunk}`);
+  });
+
+  it('ignores whatever follows the two zero blocks', () => {
+    assert.deepEqual(read(Buffer.concat([archive, Buffer.from('trailing garbage')])).headers.length, 3);
+  });
+
+  it('accepts an archive that ends at an entry boundary without zero blocks, as Go does', () => {
+    const result = read(Buffer.concat([file('a.txt', 'hello'), header({ name: 'd/', typeflag: '5' })]), 100);
+    assert.equal(result.headers.length, 2);
+    assert.equal(result.ended, false);
+  });
+
+  it('refuses an archive cut inside an entry, saying at which byte', () => {
+    const whole = Buffer.concat([file('a.txt', 'x'.repeat(700)), END]);
+    refused(whole.subarray(0, 300), /ends in the middle of a tar entry \(at byte 300\)/); // inside the header
+    refused(whole.subarray(0, 600), /ends in the middle of a tar entry \(at byte 600\)/); // inside the data
+    refused(whole.subarray(0, 1200), /ends in the middle of a tar entry \(at byte 1200\)/); // inside the padding
+    refused(whole.subarray(0, 1300), /ends in the middle of a tar entry \(at byte 1300\)/, 50); // after its end, a partial block
+    refused(Buffer.concat([pax([['path', 'x']]), END.subarray(0, 0)]), /ends in the middle of a tar entry/); // a PAX header with no entry
+    refused(Buffer.concat([Buffer.concat([header({ name: 'L', typeflag: 'L', size: 3 }), body('abc')])]), /ends in the middle/);
+  });
+
+  it('refuses a header after a zero block', () => {
+    refused(Buffer.concat([file('a', 'x'), Buffer.alloc(BLOCK), file('b', 'y'), END]), /invalid tar header after a zero block at byte 1536/);
+  });
+
+  it('checks the header checksum, signed or unsigned', () => {
+    refused(Buffer.concat([header({ name: 'a', checksumError: 1 }), END]), /invalid tar header at byte 0 \(checksum mismatch\)/);
+    refused(Buffer.concat([file('a', 'x'), header({ name: 'b', checksumError: -1 }), END]), /at byte 1024 \(checksum mismatch\)/);
+    const high = header({ name: 'caf\xe9\xff', signedChecksum: true });
+    assert.equal(read(Buffer.concat([high, END])).headers[0]!.path, 'caf\xe9\xff');
+    assert.equal(read(Buffer.concat([header({ name: 'caf\xe9\xff' }), END])).headers[0]!.path, 'caf\xe9\xff');
+  });
+});
+
+describe('TarReader: header fields', () => {
+  const one = (fields: Fields): TarHeader => read(Buffer.concat([header(fields), END])).headers[0]!;
+
+  it('reads octal with spaces and NULs around it, and base-256', () => {
+    assert.equal(one({ raw: [[100, ' 0755 \0\0']] }).mode, 0o755);
+    assert.equal(one({ raw: [[100, '\0\0\0\0\0\0\0\0']] }).mode, 0);
+    assert.equal(one({ raw: [[100, '0104755\0']] }).mode, 0o4755, 'setuid kept');
+    assert.equal(one({ raw: [[100, '0170755\0']] }).mode, 0o755, 'file type bits dropped');
+    const base256 = Buffer.alloc(12);
+    base256[0] = 0x80;
+    base256.writeUIntBE(2 ** 40 + 5, 6, 6);
+    assert.deepEqual(one({ raw: [[136, base256]] }).mtime, { sec: 2 ** 40 + 5, nsec: 0 });
+    const uid = Buffer.from([0x80, 0, 0, 0, 0x01, 0x00, 0x00, 0x05]); // past what 7 octal digits hold
+    assert.equal(one({ raw: [[108, uid]] }).uid, 0x01000005);
+  });
+
+  it('refuses malformed numbers, naming the field and the byte', () => {
+    refused(Buffer.concat([header({ raw: [[124, '0000000009\0\0']] }), END]), /invalid size "0000000009" in the tar header at byte 0/);
+    refused(Buffer.concat([header({ raw: [[100, '07x5\0\0\0\0']] }), END]), /invalid mode "07x5" in the tar header at byte 0/);
+    const negative = Buffer.alloc(12, 0xff);
+    refused(Buffer.concat([header({ raw: [[136, negative]] }), END]), /negative mtime in the tar header at byte 0/);
+    const huge = Buffer.alloc(12, 0x7f);
+    huge[0] = 0x81; // base-256, positive, far past 2^53
+    refused(Buffer.concat([header({ raw: [[136, huge]] }), END]), /the mtime in the tar header at byte 0 is too large/);
+  });
+
+  it('joins the ustar prefix and the name, only in ustar headers', () => {
+    assert.equal(one({ name: 'name', prefix: 'some/prefix' }).path, 'some/prefix/name');
+    assert.equal(one({ name: 'name', prefix: 'some/prefix', magic: 'xxxxx\0' }).path, 'name');
+    assert.equal(one({ name: 'n'.repeat(100) }).path, 'n'.repeat(100), 'a name filling its field has no NUL');
+    assert.equal(one({ name: 'link', typeflag: '2', linkpath: 't'.repeat(100) }).linkpath, 't'.repeat(100));
+  });
+
+  it('maps type flags, pre-POSIX directories included, and names the ones it cannot extract', () => {
+    assert.equal(one({ name: 'old', typeflag: '\0' }).type, 'file');
+    assert.equal(one({ name: 'old-dir/', typeflag: '\0' }).type, 'directory');
+    assert.equal(one({ name: 'contiguous', typeflag: '7' }).type, 'file');
+    assert.equal(one({ name: 'dumpdir', typeflag: 'D' }).type, 'directory');
+    assert.equal(one({ name: 'hl', typeflag: '1', linkpath: 'a' }).type, 'hardlink');
+    assert.equal(one({ name: 'f', typeflag: '6' }).type, 'fifo');
+    for (const [flag, what] of [['V', 'GNU volume label'], ['M', 'GNU multi-volume continuation'], ['N', 'old GNU long name'], ['Q', 'unknown type']]) {
+      refused(Buffer.concat([header({ name: 'odd', typeflag: flag }), END]), new RegExp(`^"odd": unsupported tar entry type "${flag}" \\(${what}\\); it cannot be extracted$`));
+    }
+  });
+
+  it('reads device numbers of devices only, and gives non-files no size', () => {
+    const char = one({ name: 'c', typeflag: '3', devmajor: 1, devminor: 3 });
+    assert.deepEqual([char.type, char.devmajor, char.devminor], ['char', 1, 3]);
+    const block = one({ name: 'b', typeflag: '4', devmajor: 8, devminor: 1 });
+    assert.deepEqual([block.type, block.devmajor, block.devminor], ['block', 8, 1]);
+    const fifo = one({ name: 'f', typeflag: '6', devmajor: 5, devminor: 6 });
+    assert.deepEqual([fifo.devmajor, fifo.devminor], [0, 0]);
+    // A hardlink header with a size field: no data follows it in practice, and its size is 0.
+    const archive = Buffer.concat([header({ name: 'hl', typeflag: '1', linkpath: 'a', size: 0 }), file('next', 'n'), END]);
+    assert.deepEqual(read(archive).headers.map((h) => [h.path, h.size]), [['hl', 0], ['next', 1]]);
+  });
+});
+
+describe('TarReader: PAX and GNU extensions', () => {
+  const entry = (...parts: Buffer[]): { header: TarHeader; data: Array<[number, string]> } => {
+    const result = read(Buffer.concat([...parts, END]));
+    return { header: result.headers.at(-1)!, data: result.data.at(-1)! };
+  };
+
+  it('applies PAX records to the next entry only', () => {
+    const result = read(Buffer.concat([
+      pax([['path', 'long/' + 'p'.repeat(200)], ['linkpath', 'target'], ['uid', '70000'], ['gid', '80000'], ['mtime', '1700000000.5'], ['size', '3']]),
+      header({ name: 'short', typeflag: '0', size: 999 }), // the PAX size wins
+      body('abc'),
+      file('plain', 'x'),
+      END,
+    ]));
+    const [first, second] = result.headers;
+    assert.deepEqual([first!.path, first!.linkpath, first!.uid, first!.gid, first!.mtime, first!.size], ['long/' + 'p'.repeat(200), 'target', 70000, 80000, { sec: 1_700_000_000, nsec: 500_000_000 }, 3]);
+    assert.deepEqual(result.data[0], [[0, 'abc']]);
+    assert.deepEqual([second!.path, second!.uid, second!.size], ['plain', 0, 1]);
+  });
+
+  it('reads PAX times to the nanosecond, before 1970 too', () => {
+    const mtime = (value: string) => entry(pax([['mtime', value]]), header({ name: 'f' })).header.mtime;
+    assert.deepEqual(mtime('1700000000.123456789999'), { sec: 1_700_000_000, nsec: 123_456_789 });
+    assert.deepEqual(mtime('1700000000.12'), { sec: 1_700_000_000, nsec: 120_000_000 });
+    assert.deepEqual(mtime('1700000000.'), { sec: 1_700_000_000, nsec: 0 });
+    assert.deepEqual(mtime('42'), { sec: 42, nsec: 0 });
+    assert.deepEqual(mtime('-1.5'), { sec: -2, nsec: 500_000_000 });
+    assert.deepEqual(mtime('-3'), { sec: -3, nsec: 0 });
+    refused(Buffer.concat([pax([['mtime', '1.2.3']]), header({}), END]), /invalid PAX mtime "1\.2\.3"/);
+    refused(Buffer.concat([pax([['mtime', '9'.repeat(30)]]), header({}), END]), /invalid PAX mtime/);
+    refused(Buffer.concat([pax([['uid', '-1']]), header({}), END]), /invalid PAX uid "-1"/);
+  });
+
+  it('lets an empty value remove a record, ignores global headers, and keeps xattrs in order', () => {
+    assert.equal(entry(pax([['path', 'from-pax'], ['path', '']]), header({ name: 'from-header' })).header.path, 'from-header');
+    assert.equal(entry(pax([['path', 'global']], 'g'), header({ name: 'own' })).header.path, 'own');
+    const { header: withXattrs } = entry(
+      pax([['SCHILY.xattr.user.b', 'two'], ['LIBARCHIVE.xattr.user.%61', Buffer.from('one').toString('base64')], ['SCHILY.xattr.user.caf\xc3\xa9', 'x']]),
+      header({ name: 'x' }),
+    );
+    assert.deepEqual(withXattrs.xattrs.map(([name, value]) => [name, value.toString()]), [['user.b', 'two'], ['user.a', 'one'], ['user.café', 'x']]);
+  });
+
+  it('tolerates NUL padding after the records, and refuses malformed records', () => {
+    const padded = Buffer.concat([paxRecords([['path', 'padded']]), Buffer.alloc(20)]);
+    assert.equal(entry(pax(padded), header({})).header.path, 'padded');
+    for (const bad of ['5 a=b\n', '99 path=x\n', 'x path=x\n', '10 path=x!', ' 9 path=x\n']) {
+      refused(Buffer.concat([pax(Buffer.from(bad)), header({}), END]), /^invalid PAX extended header record$/);
+    }
+    refused(Buffer.concat([pax(Buffer.from('7 =abc\n')), header({}), END]), /no key/);
+    refused(Buffer.concat([pax(Buffer.from('7 path\n')), header({}), END]), /no key/);
+  });
+
+  it('refuses a PAX or long-name header larger than 8 MiB before buffering it', () => {
+    refused(Buffer.concat([header({ name: 'PaxHeader', typeflag: 'x', size: 8 * 1024 * 1024 + 1 }), END]), /a tar x header of 8388609 bytes at byte 0 is larger than the 8388608-byte limit/);
+  });
+
+  it('reads GNU long names and long link targets, and empty ones', () => {
+    const longName = 'dir/' + 'n'.repeat(300);
+    const longLink = 'target/' + 't'.repeat(300);
+    const { header: h } = entry(
+      header({ name: '././@LongLink', typeflag: 'L', size: longName.length + 1 }),
+      body(longName + '\0'),
+      header({ name: '././@LongLink', typeflag: 'K', size: longLink.length }),
+      body(longLink),
+      header({ name: 'short', typeflag: '2', linkpath: 'short-target' }),
+    );
+    assert.deepEqual([h.path, h.linkpath], [longName, longLink]);
+    assert.equal(entry(header({ name: 'x', typeflag: 'L', size: 0 }), header({ name: 'kept' })).header.path, '', 'an empty long name');
+  });
+
+  it('reads PAX sparse 0.0 and 0.1 maps', () => {
+    const v00 = entry(
+      pax([['GNU.sparse.size', '10000'], ['GNU.sparse.numblocks', '2'], ['GNU.sparse.offset', '0'], ['GNU.sparse.numbytes', '3'], ['GNU.sparse.offset', '9000'], ['GNU.sparse.numbytes', '2'], ['GNU.sparse.name', 'real-name']]),
+      header({ name: 'GNUSparseFile.0/x', size: 5 }),
+      body('abcde'),
+    );
+    assert.deepEqual([v00.header.path, v00.header.size, v00.header.sparse], ['real-name', 10000, [[0, 3], [9000, 2]]]);
+    assert.deepEqual(v00.data, [[0, 'abc'], [9000, 'de']]);
+    const v01 = entry(pax([['GNU.sparse.realsize', '4096'], ['GNU.sparse.map', '10,2,4000,1']]), header({ name: 'y', size: 3 }), body('xyz'));
+    assert.deepEqual([v01.header.size, v01.header.sparse, v01.data], [4096, [[10, 2], [4000, 1]], [[10, 'xy'], [4000, 'z']]]);
+    refused(Buffer.concat([pax([['GNU.sparse.numbytes', '3']]), header({ size: 3 }), body('abc'), END]), /GNU\.sparse\.numbytes without an offset/);
+    refused(Buffer.concat([pax([['GNU.sparse.map', '1,2,3']]), header({ size: 2 }), body('ab'), END]), /invalid GNU\.sparse\.map/);
+    refused(Buffer.concat([pax([['GNU.sparse.size', '10'], ['GNU.sparse.map', '8,5']]), header({ name: 'past', size: 5 }), body('abcde'), END]), /"past": a sparse segment lies past the file's size/);
+    refused(Buffer.concat([pax([['GNU.sparse.size', '100'], ['GNU.sparse.map', '0,4']]), header({ name: 'short', size: 5 }), body('abcde'), END]), /"short": its sparse map describes 4 bytes of data, the archive holds 5/);
+  });
+
+  it('reads a PAX sparse 1.0 map, over several blocks', () => {
+    const segments = Array.from({ length: 150 }, (_, i): [number, number] => [i * 100_000, 1]);
+    const map = [String(segments.length), ...segments.flatMap(([offset, length]) => [String(offset), String(length)])].join('\n') + '\n';
+    const mapBlocks = body(map);
+    assert.ok(mapBlocks.length > BLOCK, 'the map spans blocks');
+    const data = 'd'.repeat(segments.length);
+    const { header: h, data: pieces } = entry(
+      pax([['GNU.sparse.major', '1'], ['GNU.sparse.minor', '0'], ['GNU.sparse.name', 'sparse-1.0'], ['GNU.sparse.realsize', '15000000']]),
+      header({ name: 'GNUSparseFile.0/x', size: mapBlocks.length + data.length }),
+      body(Buffer.concat([mapBlocks, Buffer.from(data)])),
+    );
+    assert.deepEqual([h.path, h.size, h.sparse], ['sparse-1.0', 15_000_000, segments]);
+    assert.deepEqual(pieces, segments.map(([offset]) => [offset, 'd']));
+    const oneBlock = entry(
+      pax([['GNU.sparse.major', '1'], ['GNU.sparse.minor', '0'], ['GNU.sparse.realsize', '10']]),
+      header({ name: 'one', size: BLOCK + 2 }),
+      body(Buffer.concat([body('1\n8\n2\n'), Buffer.from('zz')])),
+    );
+    assert.deepEqual(oneBlock.data, [[8, 'zz']]);
+    refused(Buffer.concat([pax([['GNU.sparse.major', '1'], ['GNU.sparse.minor', '0']]), header({ name: 'bad', size: BLOCK }), body('x\n'), END]), /"bad": invalid PAX sparse map/);
+    refused(Buffer.concat([pax([['GNU.sparse.major', '1'], ['GNU.sparse.minor', '0']]), header({ name: 'neg', size: BLOCK }), body('-1\n'), END]), /"neg": invalid PAX sparse map/);
+    refused(Buffer.concat([pax([['GNU.sparse.major', '1'], ['GNU.sparse.minor', '0'], ['GNU.sparse.realsize', '10']]), header({ name: 'small', size: 10 }), body('1\n0\n2\n'), END]), /"small": its sparse map is larger than its data/);
+  });
+
+  it('reads old GNU sparse headers, with extension blocks', () => {
+    // Typeflag S: up to 4 segments in the header (offset 386), the real size at 483, more in extension blocks.
+    const segment = (offset: number, length: number): string => octal(offset, 12) + octal(length, 12);
+    const raw: Array<[number, string]> = [[483, octal(100_000, 12)]];
+    for (let i = 0; i < 4; i++) raw.push([386 + i * 24, segment(i * 10_000, 2)]);
+    raw.push([482, '\x01']); // extension blocks follow
+    const extension = Buffer.alloc(BLOCK);
+    for (let i = 0; i < 21; i++) extension.write(segment(40_000 + i * 1000, 1), i * 24, 'latin1');
+    extension[504] = 1; // and another
+    const last = Buffer.alloc(BLOCK);
+    last.write(segment(90_000, 3), 0, 'latin1');
+    const dataLength = 4 * 2 + 21 + 3;
+    const { header: h, data } = entry(header({ name: 'old-sparse', typeflag: 'S', size: dataLength, raw }), extension, last, body('s'.repeat(dataLength)));
+    assert.equal(h.size, 100_000);
+    assert.equal(h.sparse!.length, 4 + 21 + 1);
+    assert.deepEqual(h.sparse!.slice(0, 5), [[0, 2], [10_000, 2], [20_000, 2], [30_000, 2], [40_000, 1]]);
+    assert.deepEqual(h.sparse!.at(-1), [90_000, 3]);
+    assert.deepEqual(data.at(-1), [90_000, 'sss']);
+    assert.equal(data.reduce((sum, [, bytes]) => sum + bytes.length, 0), dataLength);
+    // Fewer than 4 segments: the list ends at the first empty slot.
+    const short = entry(header({ name: 'short', typeflag: 'S', size: 1, raw: [[483, octal(50, 12)], [386, segment(49, 1)]] }), body('!'));
+    assert.deepEqual([short.header.sparse, short.data], [[[49, 1]], [[49, '!']]]);
+  });
+});
