@@ -30,6 +30,7 @@ declare -A NEEDED=(
   # rootless podman for test/containers-storage.test.ts: subordinate id mapping
   [newuidmap]=uidmap
   [runuser]=util-linux
+  [flock]=util-linux
   [setfattr]=attr
   [setcap]=libcap2-bin
   # bench: peak RSS of extract
@@ -61,7 +62,10 @@ if ((${#missing[@]})); then
 fi
 
 bash scripts/skopeo-matrix.sh >/dev/null
-bash scripts/real-images.sh >/dev/null
+# The real-image fixtures (minutes on a fresh machine, mostly debootstrap)
+# build while the rest is set up; the wait below reports their failure.
+bash scripts/real-images.sh >/dev/null &
+real_images=$!
 bash scripts/node-versions.sh >/dev/null
 
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
@@ -74,4 +78,5 @@ bash scripts/prebuild.sh --if-changed >/dev/null
 # be loaded before prebuilds/; `npm run build:addon` makes one again on purpose.
 rm -rf build
 npm run --silent build
+wait "$real_images"
 echo "setup: ready ($(skopeo --version); matrix: $(tr '\n' ' ' < .cache/skopeo-matrix/list))"

@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +42,19 @@ function loadFixtures(): FixtureImage[] {
 
 const images = loadFixtures();
 const isRoot = process.getuid?.() === 0;
+
+/**
+ * REAL_IMAGES_SCOPE=sample runs a sample: the extracts of the layered image
+ * (8 layers: whiteouts, type changes and hardlinks across layers) from every
+ * source, and of the others from their OCI layout. scripts/test.sh runs the
+ * whole file once, on the newest skopeo, and the sample on the other runs, to
+ * keep CI under its time budget. Anything else runs everything.
+ */
+const scope = process.env.REAL_IMAGES_SCOPE ?? 'full';
+if (!['full', 'sample'].includes(scope)) throw new Error(`REAL_IMAGES_SCOPE=${scope}: expected "full" or "sample"`);
+const sampled = scope === 'sample';
+const SAMPLE_SKIP = 'REAL_IMAGES_SCOPE=sample: runs whole on the newest skopeo only (scripts/test.sh)';
+const pullSkip = sampled ? SAMPLE_SKIP : false;
 
 function cli(...args: string[]): string {
   const run = spawnSync(process.execPath, [BIN, ...args, '--skopeo', SKOPEO, '--quiet'], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
@@ -85,15 +98,21 @@ const unpacked = new Set<string>();
 /**
  * A file in the host's /tmp where the layered image's `var/tmp -> /tmp`
  * layer, followed by a whiteout below it, would delete it if the whiteout
- * went through the symlink to the host.
+ * went through the symlink to the host. The path is fixed by the image, and
+ * runs of this suite may overlap (CI runs several at once), so the file is
+ * made once and left in place: a check that deleted it would fail another
+ * run's check.
  */
 function hostCanary(): { check(): void } {
   const path = '/tmp/.fixture-canary';
-  writeFileSync(path, 'host');
+  try {
+    writeFileSync(path, 'host', { flag: 'wx' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
   return {
     check() {
       assert.equal(readFileSync(path, 'utf8'), 'host', 'the host file below the symlink target is untouched');
-      rmSync(path);
     },
   };
 }
@@ -142,7 +161,7 @@ describe('real images: extract and pull equal umoci unpack', { skip: isRoot ? fa
       const sources = () => ({ ...image.sources, ...pushed.get(image.name) });
       for (const kind of [...Object.keys(image.sources), 'registry (OCI)', 'registry (v2s2)']) {
         const flags = kind.startsWith('registry') ? ['--tls-verify=false'] : [];
-        it(`extract from ${kind}`, () => {
+        it(`extract from ${kind}`, { skip: sampled && image.name !== 'layered' && kind !== 'oci' ? SAMPLE_SKIP : false }, () => {
           using dir = tempDir();
           const target = join(dir.path, 'rootfs');
           const canary = hostCanary();
@@ -150,7 +169,7 @@ describe('real images: extract and pull equal umoci unpack', { skip: isRoot ? fa
           canary.check();
           assertSameTree(snapshot(target), reference(image), `${image.name} from ${kind} vs umoci unpack`, { ignore: umociOnly });
         });
-        it(`pull from ${kind}: a layout skopeo and umoci read, unpacking to the same tree`, () => {
+        it(`pull from ${kind}: a layout skopeo and umoci read, unpacking to the same tree`, { skip: pullSkip }, () => {
           using dir = tempDir();
           const layout = join(dir.path, 'layout');
           cli('pull', sources()[kind]!, layout, '--tag', 'pulled', ...flags);
@@ -167,7 +186,7 @@ describe('real images: extract and pull equal umoci unpack', { skip: isRoot ? fa
   }
 });
 
-describe('real images: the fixtures themselves', { skip: isRoot ? false : 'needs root' }, () => {
+describe('real images: the fixtures themselves', { skip: isRoot ? pullSkip : 'needs root' }, () => {
   it('umoci unpack of each image is what the cache holds (the reference is umoci\'s, not ours)', () => {
     using dir = tempDir();
     const minbase = images.find((image) => image.name === 'minbase')!;
