@@ -160,7 +160,14 @@ export async function transferBlob(
     async (attempt) => {
       const progress = call.reporter.attempt(blob, attempt);
       const stream = await proxy.getBlob(image, blob.digest, blob.size, { signal, ...(call.stallTimeout !== undefined && { stallTimeout: call.stallTimeout }) });
-      await consume(stream, progress.meter);
+      // Until `consume` pipes it (it may await first, e.g. a mkdir), an abort
+      // must not become an unhandled 'error': the pipe still sees it.
+      stream.on('error', () => {});
+      try {
+        await consume(stream, progress.meter);
+      } finally {
+        stream.destroy(); // a no-op once it ended; frees it when consume failed early
+      }
       progress.done();
       return stream.bytesReceived;
     },

@@ -27,6 +27,7 @@ const REF_NAME = /^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:\/[A-Za-z0-9]+
 /** An OCI layout that cannot be written: a broken index.json, an unknown layout version. */
 export class OciLayoutError extends ImageProxyError {
   override name = 'OciLayoutError';
+  /** The error for the layout at `layout`, saying what is wrong with it. */
   constructor(
     /** The layout directory. */
     readonly layout: string,
