@@ -157,6 +157,7 @@ async function extractOpened(proxy: ImageProxy, image: OpenedImage, dir: string,
     await applier.idle();
     throw error;
   } finally {
+    await applier.dispose();
     await rm(spool, { recursive: true, force: true });
   }
   const report = await writer.finish();

@@ -185,11 +185,29 @@ describe('from a registry, through a relay that drips the big layer', () => {
     assert.deepEqual(spools(dir.path), [], 'the spool is gone');
   });
 
-  it('pulls with a blob reset mid-transfer: blob-retry, then the layout verifies', async () => {
+  it('applies a spooled layer whose turn comes while it still arrives, as it arrives', async () => {
+    using dir = tempDir();
+    const root = join(dir.path, 'root');
+    // Layer 3 is fetched early (it is the largest after layer 0) and dripped: layers 0-2 are applied before it is whole.
+    relay.inject(new RegExp(`/blobs/${pushed[3]!.digest}$`), { kind: 'drip', chunkBytes: 64 * 1024, intervalMs: 40 });
+    const { events } = await recording((onProgress) => extractImage(config, reference(), root, { jobs: 4, onProgress }));
+    assertEventGrammar(events);
+    const at = (type: string, index: number): number => events.findIndex((e) => e.type === type && ((e.type === 'layer-applied' && e.index === index) || ('role' in e && e.role === index)));
+    assert.ok(at('layer-applied', 2) < at('blob-done', 3), 'its turn came while it was arriving');
+    assert.ok(at('blob-done', 3) < at('layer-applied', 3));
+    assertSameTree(snapshot(root), expected, 'followed spool');
+    assert.deepEqual(spools(dir.path), []);
+  });
+
+  it('pulls with a blob that stalls mid-transfer: blob-retry after stallTimeout, then the layout verifies', async () => {
     using dir = tempDir();
     const layout = join(dir.path, 'layout');
-    relay.inject(new RegExp(`/blobs/${pushed[2]!.digest}$`), { kind: 'reset', afterBytes: 50_000 });
-    const { result, events } = await recording((onProgress) => pullImage(config, reference(), layout, { tag: 'v1', retry: { attempts: 2, backoff: 10 }, onProgress }));
+    relay.inject(new RegExp(`/blobs/${pushed[2]!.digest}$`), { kind: 'stall', afterBytes: 50_000 });
+    const stalling = baseConfig({ insecureSkipTlsVerification: true, stallTimeout: 1500 });
+    const { result, events } = await recording((onProgress) =>
+      pullImage(stalling, reference(), layout, { tag: 'v1', stallTimeout: 1500, retry: { attempts: 2, backoff: 10 }, onProgress }),
+    );
+    relay.releaseStalled();
     assertEventGrammar(events);
     const retry = events.find((e) => e.type === 'blob-retry');
     assert.ok(retry?.type === 'blob-retry' && retry.role === 2 && retry.attempt === 2, 'layer 2 was retried');
