@@ -1,4 +1,4 @@
-import { extractImage, InvalidArgumentError } from '../../index.js';
+import { DEFAULT_JOBS, extractImage, InvalidArgumentError } from '../../index.js';
 import { integer, parseCommand, proxyConfig, retryPolicy, UsageError } from '../options.js';
 import { createImageProgress } from '../progress.js';
 
@@ -43,7 +43,7 @@ export async function run(args: string[]): Promise<void> {
   });
   const [reference, dir, ...extra] = positionals;
   if (!reference || !dir || extra.length) throw new UsageError('extract takes IMAGE and DIR');
-  const jobs = integer('--jobs', values.jobs, 4);
+  const jobs = integer('--jobs', values.jobs, DEFAULT_JOBS);
   if (jobs < 1) throw new UsageError('--jobs must be at least 1');
   const layers = values.layer?.map((selector) => (/^\d+$/.test(selector) ? Number(selector) : selector));
   const maxUncompressed = values['max-uncompressed'];
