@@ -14,7 +14,9 @@
  *   BENCH_META_CYCLES=N      scenario 2 cycles per run (default 200, quick 50)
  *   BENCH_INSPECT_PROCS=N    scenario 2 `skopeo inspect` processes per run (default 40, quick 10)
  *   BENCH_ONLY=a,b           only these scenarios (streaming, metadata, concurrency, memory, pull, extract,
- *                            real-rootfs, tiny-files, scaling, zstd)
+ *                            real-rootfs, tiny-files, scaling, zstd, network)
+ *   BENCH_NET_MBPS=N         scenario 11 per-connection rate in MB/s (default 20)
+ *   BENCH_NET_LATENCY_MS=N   scenario 11 latency before each answer (default 5)
  *   BENCH_PULL_LAYER_MIB=N   each of the 4 layers of the pull image (default 256)
  *   BENCH_EXTRACT_LAYER_MIB=N each of the 3 layers of the extract image (default 100)
  *   BENCH_CACHE=DIR          fixture cache (default .cache/bench)
@@ -32,7 +34,7 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 /** Compiled bench scripts (memory children run from here). */
 export const BUILD_DIR = dirname(fileURLToPath(import.meta.url));
 
-export const SCENARIOS = ['streaming', 'metadata', 'concurrency', 'memory', 'pull', 'extract', 'real-rootfs', 'tiny-files', 'scaling', 'zstd'] as const;
+export const SCENARIOS = ['streaming', 'metadata', 'concurrency', 'memory', 'pull', 'extract', 'real-rootfs', 'tiny-files', 'scaling', 'zstd', 'network'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {

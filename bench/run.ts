@@ -12,6 +12,7 @@ import { Fixtures, prepareFixtures, type Context, type Scenario, type Section } 
 import { concurrency } from './scenarios/concurrency.js';
 import { memory } from './scenarios/memory.js';
 import { metadata } from './scenarios/metadata.js';
+import { network } from './scenarios/network.js';
 import { extractToDisk, pullToDisk } from './scenarios/pull.js';
 import { realRootfs, tinyFiles } from './scenarios/real-extract.js';
 import { scaling } from './scenarios/scaling.js';
@@ -30,6 +31,7 @@ const SCENARIO_FUNCTIONS: Record<ScenarioName, Scenario> = {
   'tiny-files': tinyFiles,
   scaling,
   zstd,
+  network,
 };
 
 const started = performance.now();

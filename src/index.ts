@@ -22,7 +22,25 @@ export {
 } from './proxy.js';
 export { isNotFound } from './skopeo-messages.js';
 export { isRetryable, withRetry, type RetryEvent, type RetryPolicy } from './retry.js';
-export { RootfsWriter, ExtractionError, type ExtractionReport, type RootfsWriterOptions } from './extract/rootfs-writer.js';
+export { RootfsWriter, ExtractionError, type ExtractionReport, type RootfsCheckpoint, type RootfsWriterOptions } from './extract/rootfs-writer.js';
+export { pullImage, type PulledBlob, type PulledImage, type PullImageOptions } from './pull-image.js';
+export { extractImage, type ExtractedImage, type ExtractedLayer, type ExtractImageOptions } from './extract-image.js';
+export { DEFAULT_JOBS, type ImageOptions, type ImageSource } from './image-session.js';
+export { OciLayoutError } from './oci-layout.js';
+export type {
+  BlobDoneEvent,
+  BlobProgressEvent,
+  BlobRetryEvent,
+  BlobRole,
+  BlobSkippedEvent,
+  BlobStartEvent,
+  DoneEvent,
+  ImageBlob,
+  ImageProgressEvent,
+  LayerAppliedEvent,
+  ProgressOptions,
+  ResolvedEvent,
+} from './image-events.js';
 export type { Credentials, ImageProxyConfig, Platform } from './config.js';
 export type { BlobStream, BlobTransfer } from './blobs/index.js';
 export type { PolicyOptions } from './policy.js';

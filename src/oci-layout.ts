@@ -7,8 +7,8 @@
  * image builder and the benchmarks all go through it.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -27,6 +27,7 @@ const REF_NAME = /^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:\/[A-Za-z0-9]+
 /** An OCI layout that cannot be written: a broken index.json, an unknown layout version. */
 export class OciLayoutError extends ImageProxyError {
   override name = 'OciLayoutError';
+  /** The error for the layout at `layout`, saying what is wrong with it. */
   constructor(
     /** The layout directory. */
     readonly layout: string,
@@ -103,6 +104,51 @@ export class OciLayoutWriter {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
     }
+  }
+
+  /**
+   * Whether the layout holds `digest` whole: a file of `size` bytes (any size
+   * when `size` is -1) whose bytes hash to `digest`. Blobs go in only once
+   * verified, but a layout may have been written by other tools or damaged
+   * since, so the bytes are hashed again (disk is faster than any network).
+   * A file that fails the check is removed, so the blob is fetched again.
+   */
+  async hasVerifiedBlob(digest: string, size: number): Promise<boolean> {
+    const stored = await this.blobSize(digest);
+    if (stored === undefined) return false;
+    if (size === -1 || stored === size) {
+      const hash = createHash(algorithmOf(digest));
+      for await (const chunk of createReadStream(this.blobPath(digest))) hash.update(chunk as Buffer);
+      if (`${algorithmOf(digest)}:${hash.digest('hex')}` === digest) return true;
+    }
+    await rm(this.blobPath(digest), { force: true });
+    return false;
+  }
+
+  /**
+   * Removes the temporary files (`NAME.partial-PID-…`) that writers which no
+   * longer run left behind (a pull killed mid-blob); those of a live process
+   * (another pull into the same layout) are kept. Returns how many went.
+   */
+  async removeStaleTemporaries(): Promise<number> {
+    let removed = 0;
+    const dirs = [this.dir, ...(await readdir(join(this.dir, 'blobs'))).map((name) => join(this.dir, 'blobs', name))];
+    for (const dir of dirs) {
+      let names: string[];
+      try {
+        names = await readdir(dir);
+      } catch (error) {
+        if (['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) continue;
+        throw error;
+      }
+      for (const name of names) {
+        const pid = /\.partial-(\d+)-[0-9a-f]{8}$/.exec(name)?.[1];
+        if (pid === undefined || isRunning(Number(pid))) continue;
+        await rm(join(dir, name), { force: true });
+        removed++;
+      }
+    }
+    return removed;
   }
 
   /** The compression of a stored blob, from its first bytes. */
@@ -228,6 +274,17 @@ export function algorithmOf(digest: string): DigestAlgorithm {
 
 export function digestOf(data: Buffer, algorithm: DigestAlgorithm): string {
   return `${algorithm}:${createHash(algorithm).update(data).digest('hex')}`;
+}
+
+/** Whether a process with this id exists (a temporary file's writer may still be at work). */
+export function isRunning(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'; // exists, another user's
+  }
 }
 
 function temporaryName(path: string): string {

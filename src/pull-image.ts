@@ -18,66 +18,81 @@ import type { Readable } from 'node:stream';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Compression } from './decompress.js';
+import type { BlobSkippedEvent, ImageBlob } from './image-events.js';
+import { imageCall, largestFirst, runJobs, transferBlob, withSourceImage, type ImageCall, type ImageOptions, type ImageSource } from './image-session.js';
 import type { OpenedImage } from './images.js';
 import { parseManifest } from './metadata.js';
 import { MediaType, type ConvertedLayerInfo, type Descriptor, type ImageManifest } from './oci.js';
-import { algorithmOf, checkTag, digestOf, HeadSniffer, type BlobStep, type OciLayoutWriter } from './oci-layout.js';
+import { algorithmOf, checkTag, digestOf, HeadSniffer, OciLayoutWriter, type BlobStep } from './oci-layout.js';
 import { UNKNOWN_SIZE } from './protocol.js';
 import type { ImageProxy } from './proxy.js';
 
+/** A blob of the image and whether this call fetched it. */
+export interface PulledBlob extends ImageBlob {
+  /** False when the layout already held it (digest checked): see {@link BlobSkippedEvent}. */
+  fetched: boolean;
+}
+
 /** What {@link pullImage} wrote. */
 export interface PulledImage {
-  /** The manifest written (or, without a layout, that would have been). */
-  digest: string;
+  /** The digest of the manifest written (or, without a layout, that would have been). */
+  manifestDigest: string;
+  /** Its size in bytes. */
   size: number;
+  /** The manifest written. */
   manifest: ImageManifest;
+  /** The tag it was given in index.json. */
+  tag: string;
   /** The digest of the manifest as the source stores it (GetManifest's). */
   sourceDigest: string;
   /**
    * Why the manifest written is not the source's, one sentence each; empty
-   * when `digest === sourceDigest`.
+   * when `manifestDigest === sourceDigest`.
    */
   changes: string[];
+  /** The config, then the layers in image order, as written. */
+  blobs: PulledBlob[];
 }
 
-/** A blob {@link pullImage} fetches. */
-export interface PullBlob {
-  digest: string;
-  /** -1 when not known before the transfer (`containers-storage:` on protocol 0.2.3). */
-  size: number;
-  /** `config` or the layer's index. */
-  role: 'config' | number;
-}
-
-export interface PullOptions {
-  /** The tag in index.json. Default `latest`. */
+/** Options of {@link pullImage}. */
+export interface PullImageOptions extends ImageOptions {
+  /** The tag in index.json (image-spec's ref.name grammar). Default `latest`. */
   tag?: string;
-  /** Blobs fetched at a time (default 3). */
-  jobs?: number;
-  signal?: AbortSignal;
-  /** Called before a blob is fetched (not for blobs the layout already has). */
-  onBlobStart?(blob: PullBlob): void;
-  /** Called once a blob is verified and in place. */
-  onBlobDone?(blob: PullBlob): void;
-  /** A step each fetched blob's bytes pass through (e.g. a progress meter). */
-  step?(blob: PullBlob): BlobStep;
-  /**
-   * Runs one blob's transfer; may call `attempt` again to start it over
-   * (e.g. with `withRetry`). Default: once.
-   */
-  transfer?(blob: PullBlob, attempt: () => Promise<void>): Promise<void>;
 }
 
 /**
- * Copies `image` into `layout` (or, with `null`, fetches and verifies every
- * blob and keeps nothing), tagged `options.tag`, and returns the manifest
- * written. See the module comment for what may make it differ from the
- * source's.
+ * Copies the image `reference` names into the OCI image layout at
+ * `layoutDir` (created if needed; an existing layout gains the image and
+ * keeps the rest), tagged `options.tag`, and returns the manifest written.
+ * With `layoutDir` null, fetches and verifies every blob and keeps nothing.
+ *
+ * Blobs are fetched `jobs` at a time, largest first, each into a temporary
+ * file renamed into place once verified. Blobs the layout already holds are
+ * hashed and skipped when whole. Temporary files of a pull that was killed
+ * are removed when the next pull opens the layout, so an interrupted pull is
+ * resumed by running it again: it fetches only what is missing.
+ *
+ * The manifest written describes exactly the bytes written (see the module
+ * comment), so it differs from the source's when the proxy converted it.
+ *
+ * @throws {InvalidArgumentError} a bad option or tag.
+ * @throws {OciLayoutError} `layoutDir` holds a layout this cannot write into.
+ * @throws {ImageNotFoundError} the image is not there; and every error of
+ *   {@link ImageProxy.getBlob}. On failure or abort, nothing half-written
+ *   stays: blobs already in place are complete and verified.
  */
-export async function pullImage(proxy: ImageProxy, image: OpenedImage, layout: OciLayoutWriter | null, options: PullOptions = {}): Promise<PulledImage> {
-  const signal = options.signal;
+export async function pullImage(source: ImageSource, reference: string, layoutDir: string | null, options: PullImageOptions = {}): Promise<PulledImage> {
+  const call = imageCall(options);
   const tag = options.tag ?? 'latest';
-  if (layout) checkTag(tag);
+  checkTag(tag);
+  const layout = layoutDir === null ? null : await OciLayoutWriter.open(layoutDir);
+  await layout?.removeStaleTemporaries();
+  return withSourceImage(source, reference, call.signal, (proxy, image) => copyImage(proxy, image, layout, tag, call));
+}
+
+/** {@link pullImage} on an opened image. */
+async function copyImage(proxy: ImageProxy, image: OpenedImage, layout: OciLayoutWriter | null, tag: string, call: ImageCall): Promise<PulledImage> {
+  const { signal, reporter } = call;
   const { digest: sourceDigest, raw } = await proxy.fetchManifestRaw(image, { signal });
   const manifest = parseManifest(raw);
   const algorithm = algorithmOf(sourceDigest);
@@ -87,48 +102,63 @@ export async function pullImage(proxy: ImageProxy, image: OpenedImage, layout: O
   const served = servedLayers(manifest.layers, await proxy.getLayerInfo(image, { signal }));
   changes.push(...served.changes);
 
-  /** Copies one blob (unless the layout has it); its compression, and its size once known. */
-  const copy = async (blob: PullBlob, descriptor: Descriptor, blobSignal: AbortSignal | undefined): Promise<{ compression: Compression; size: number }> => {
-    const stored = layout ? await layout.blobSize(descriptor.digest) : undefined;
-    if (layout && stored !== undefined && (descriptor.size === UNKNOWN_SIZE || stored === descriptor.size)) {
-      return { compression: await layout.blobCompression(descriptor.digest), size: stored };
-    }
-    let copied = { compression: 'none' as Compression, size: descriptor.size };
-    const attempt = async (): Promise<void> => {
-      const stream = await proxy.getBlob(image, descriptor.digest, descriptor.size, { signal: blobSignal });
-      const step = options.step?.(blob);
-      const compression = layout ? await layout.writeBlob(descriptor.digest, stream, { step, signal: blobSignal }) : await discard(stream, step, blobSignal);
-      // Verified: a size that was unknown is the number of bytes received.
-      copied = { compression, size: descriptor.size === UNKNOWN_SIZE ? stream.bytesReceived : descriptor.size };
-    };
-    options.onBlobStart?.(blob);
-    await (options.transfer ? options.transfer(blob, attempt) : attempt());
-    options.onBlobDone?.(blob);
-    return copied;
-  };
-
   // The config: GetFullConfig serves the config of the manifest GetManifest
   // served. It re-serialises the config as OCI, so for a manifest the proxy
   // did not convert it differs from the blob the manifest names whenever that
   // blob is not in Go's own JSON form; that blob is then the source's to serve.
   let config = manifest.config;
   const servedConfig = await proxy.fetchConfigRaw(image, { signal });
-  const configAlgorithm = algorithmOf(config.digest);
-  const configMatches = digestOf(servedConfig, configAlgorithm) === config.digest && servedConfig.length === config.size;
-  if (configMatches || converted) {
-    if (!configMatches) {
-      const digest = digestOf(servedConfig, 'sha256');
-      changes.push(`the proxy serves the config ${digest} (${servedConfig.length} bytes), not ${config.digest} (${config.size} bytes) that the converted manifest names`);
-      config = { ...config, digest, size: servedConfig.length };
-    }
-    if (layout) await layout.writeBlobBytes(servedConfig, algorithmOf(config.digest));
-  } else {
-    await copy({ digest: config.digest, size: config.size, role: 'config' }, config, signal);
+  const configMatches = digestOf(servedConfig, algorithmOf(config.digest)) === config.digest && servedConfig.length === config.size;
+  const configServed = configMatches || converted;
+  if (configServed && !configMatches) {
+    const digest = digestOf(servedConfig, 'sha256');
+    changes.push(`the proxy serves the config ${digest} (${servedConfig.length} bytes), not ${config.digest} (${config.size} bytes) that the converted manifest names`);
+    config = { ...config, digest, size: servedConfig.length };
   }
 
-  const copied = new Array<{ compression: Compression; size: number }>(served.layers.length);
-  await forEachConcurrently(served.layers, options.jobs ?? 3, signal, async (layer, index, blobSignal) => {
-    copied[index] = await copy({ digest: layer.digest, size: layer.size, role: index }, layer, blobSignal);
+  const blobs: PulledBlob[] = [
+    { digest: config.digest, size: config.size, role: 'config', fetched: true },
+    ...served.layers.map((layer, index) => ({ digest: layer.digest, size: layer.size, role: index, fetched: true })),
+  ];
+  reporter.resolved(image.reference, sourceDigest, blobs, call.jobs);
+
+  /** Copies one blob (unless the layout has it whole); its compression, and its size once known. */
+  const copy = async (blob: PulledBlob, blobSignal: AbortSignal): Promise<{ compression: Compression; size: number }> => {
+    if (layout && (await layout.hasVerifiedBlob(blob.digest, blob.size))) {
+      blob.fetched = false;
+      reporter.skipped(blob, 'present');
+      const size = (await layout.blobSize(blob.digest))!;
+      return { compression: await layout.blobCompression(blob.digest), size };
+    }
+    let compression: Compression = 'none';
+    const bytes = await transferBlob(proxy, image, blob, call, blobSignal, async (stream, meter) => {
+      compression = layout ? await layout.writeBlob(blob.digest, stream, { step: meter, signal: blobSignal }) : await discard(stream, meter, blobSignal);
+    });
+    // Verified: a size that was unknown is the number of bytes received.
+    return { compression, size: blob.size === UNKNOWN_SIZE ? bytes : blob.size };
+  };
+
+  const configBlob = blobs[0]!;
+  if (configServed) {
+    if (layout && (await layout.hasVerifiedBlob(config.digest, config.size))) {
+      configBlob.fetched = false;
+      reporter.skipped(configBlob, 'present');
+    } else {
+      // Already in memory (GetFullConfig): its transfer is the write.
+      const progress = reporter.attempt(configBlob, 1);
+      for await (const _ of progress.meter(once(servedConfig)));
+      if (layout) await layout.writeBlobBytes(servedConfig, algorithmOf(config.digest));
+      progress.done();
+    }
+  } else {
+    await copy(configBlob, signal ?? new AbortController().signal);
+  }
+
+  const layerBlobs = blobs.slice(1);
+  const copied = new Array<{ compression: Compression; size: number }>(layerBlobs.length);
+  const order = largestFirst(layerBlobs);
+  await runJobs(layerBlobs.length, call.jobs, signal, () => order.shift(), async (index, blobSignal) => {
+    copied[index] = await copy(layerBlobs[index]!, blobSignal);
   });
 
   const layers = served.layers.map((descriptor, i) => {
@@ -140,12 +170,21 @@ export async function pullImage(proxy: ImageProxy, image: OpenedImage, layout: O
   changes.push(...written.changes);
   // The source's own bytes keep the source's digest algorithm; anything new is sha256.
   const manifestAlgorithm = written.raw === raw && !converted ? algorithm : 'sha256';
-  const digest = digestOf(written.raw, manifestAlgorithm);
+  const manifestDigest = digestOf(written.raw, manifestAlgorithm);
   if (layout) {
     await layout.writeBlobBytes(written.raw, manifestAlgorithm);
-    await layout.tag({ mediaType: written.manifest.mediaType ?? MediaType.ImageManifest, digest, size: written.raw.length }, tag);
+    await layout.tag({ mediaType: written.manifest.mediaType ?? MediaType.ImageManifest, digest: manifestDigest, size: written.raw.length }, tag);
   }
-  return { digest, size: written.raw.length, manifest: written.manifest, sourceDigest, changes: digest === sourceDigest ? [] : changes };
+  reporter.done(sourceDigest);
+  return {
+    manifestDigest,
+    size: written.raw.length,
+    manifest: written.manifest,
+    tag,
+    sourceDigest,
+    changes: manifestDigest === sourceDigest ? [] : changes,
+    blobs: blobs.map((blob, i) => (i > 0 && blob.size === UNKNOWN_SIZE ? { ...blob, size: copied[i - 1]!.size } : blob)),
+  };
 }
 
 /**
@@ -222,48 +261,13 @@ export function writtenManifest(
   return { raw: Buffer.from(JSON.stringify(updated)), manifest: updated, changes };
 }
 
+async function* once(chunk: Buffer): AsyncGenerator<Buffer> {
+  yield chunk;
+}
+
 /** Reads a verified stream to its end, keeping nothing; returns its compression. */
 async function discard(stream: Readable, step: BlobStep | undefined, signal: AbortSignal | undefined): Promise<Compression> {
   const sniffer = new HeadSniffer();
   await pipeline(stream, sniffer.step(step), new Writable({ write: (_chunk, _encoding, done) => done() }), signal ? { signal } : {});
   return sniffer.compression;
-}
-
-/**
- * Runs `work` over `items`, at most `jobs` at a time. The first failure stops
- * new work and aborts the rest (through the signal `work` gets); it is thrown
- * once everything has settled, so nothing is left running.
- */
-async function forEachConcurrently<T>(
-  items: readonly T[],
-  jobs: number,
-  signal: AbortSignal | undefined,
-  work: (item: T, index: number, signal: AbortSignal) => Promise<void>,
-): Promise<void> {
-  const controller = new AbortController();
-  const onAbort = (): void => controller.abort(signal?.reason);
-  if (signal?.aborted) onAbort();
-  signal?.addEventListener('abort', onAbort, { once: true });
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (!failure && !controller.signal.aborted && next < items.length) {
-      const index = next++;
-      try {
-        await work(items[index]!, index, controller.signal);
-      } catch (error) {
-        if (!failure) {
-          failure = { error };
-          controller.abort(error);
-        }
-      }
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, items.length)) }, worker));
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-  }
-  if (failure) throw failure.error;
-  if (controller.signal.aborted) throw controller.signal.reason;
 }

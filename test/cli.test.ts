@@ -373,8 +373,8 @@ describe('cli: pull', () => {
     const run = ok(cli('pull', threeLayers.reference, '--to-devnull', '--jobs', '2', '--json'));
     assert.equal(run.stdout.length, 0);
     // Every layer went through whole: its progress ends with all its bytes counted.
-    const events = run.stderr.trim().split('\n').map((line) => JSON.parse(line) as { event: string; id: string; bytes: number; total: number | null });
-    const done = new Map(events.filter((e) => e.event === 'done').map((e) => [e.id, e.bytes]));
+    const events = run.stderr.trim().split('\n').map((line) => JSON.parse(line) as { event: string; digest: string; bytes: number });
+    const done = new Map(events.filter((e) => e.event === 'blob-done').map((e) => [e.digest, e.bytes]));
     for (const [i, layer] of threeLayers.layers.entries()) assert.equal(done.get(layer.digest), layer.size, `layer ${i}: bytes through the pull`);
     assert.deepEqual(events.filter((e) => e.event === 'manifest'), [], 'no manifest is written, so none is reported');
   });
@@ -478,10 +478,10 @@ describe('cli: progress', () => {
     assert.match(typescript, /sha256:[0-9a-f]{12}\s+\[#+\] [\d.]+ (KiB|MiB|B)\/[\d.]+ (KiB|MiB|B) [\d.]+ (B|KiB|MiB|GiB)\/s done/);
 
     const json = ok(cli('pull', image.reference, join(dir.path, 'json'), '--json'));
-    const events = json.stderr.trim().split('\n').map((line) => JSON.parse(line) as { event: string; id: string; bytes: number; total: number });
+    const events = json.stderr.trim().split('\n').map((line) => JSON.parse(line) as { event: string; digest: string; bytes: number; size: number });
     for (const layer of image.layers) {
-      assert.ok(events.some((e) => e.event === 'start' && e.id === layer.digest && e.total === layer.size));
-      assert.ok(events.some((e) => e.event === 'done' && e.id === layer.digest && e.bytes === layer.size));
+      assert.ok(events.some((e) => e.event === 'blob-start' && e.digest === layer.digest && e.size === layer.size));
+      assert.ok(events.some((e) => e.event === 'blob-done' && e.digest === layer.digest && e.bytes === layer.size));
     }
     assert.equal(ok(cli('pull', image.reference, join(dir.path, 'quiet'))).stderr, '', 'not a terminal: silent');
   });

@@ -3,6 +3,8 @@
  * terminal, JSON lines with --json, nothing with --quiet or when stderr is
  * not a terminal.
  */
+import type { ImageProgressEvent } from '../index.js';
+
 /** A pipeline step that passes bytes through and counts them. */
 export type Meter = (source: AsyncIterable<Buffer>) => AsyncGenerator<Buffer>;
 
@@ -11,9 +13,55 @@ export interface Progress {
   start(id: string, label: string, total: number): void;
   /** A pipeline step that counts the bytes of `id` flowing through it. */
   meter(id: string): Meter;
+  /** Sets how many bytes of `id` have arrived. */
+  update(id: string, bytes: number): void;
   retry(id: string, attempt: number, reason: string): void;
   done(id: string): void;
   close(): void;
+}
+
+/**
+ * The progress output of `pull` and `extract`, drawn from the library's
+ * events alone: with --json each event is one JSON line (`event` is its
+ * type; an error becomes its message); otherwise bars on a terminal.
+ */
+export function createImageProgress(options: { quiet?: boolean; json?: boolean; stream?: NodeJS.WriteStream }): {
+  onProgress(event: ImageProgressEvent): void;
+  close(): void;
+} {
+  const stream = options.stream ?? process.stderr;
+  if (options.json) {
+    return {
+      onProgress: ({ type, ...fields }) => {
+        const line = 'error' in fields ? { ...fields, error: fields.error.message.split('\n')[0] } : fields;
+        stream.write(JSON.stringify({ event: type, ...line }) + '\n');
+      },
+      close: () => {},
+    };
+  }
+  const progress = createProgress({ ...options, json: false });
+  return {
+    onProgress: (event) => {
+      switch (event.type) {
+        case 'blob-start':
+          progress.start(event.digest, event.digest.slice(0, 19), event.size);
+          return;
+        case 'blob-progress':
+          progress.update(event.digest, event.bytes);
+          return;
+        case 'blob-retry':
+          progress.retry(event.digest, event.attempt, event.error.message.split('\n')[0]!);
+          return;
+        case 'blob-done':
+          progress.update(event.digest, event.bytes);
+          progress.done(event.digest);
+          return;
+        default:
+          return;
+      }
+    },
+    close: () => progress.close(),
+  };
 }
 
 export function createProgress(options: { quiet?: boolean; json?: boolean; stream?: NodeJS.WriteStream }): Progress {
@@ -52,6 +100,13 @@ abstract class BaseProgress implements Progress {
         yield chunk;
       }
     };
+  }
+
+  update(id: string, bytes: number): void {
+    const task = this.tasks.get(id);
+    if (!task) return;
+    task.bytes = bytes;
+    this.changed(id, 'progress');
   }
 
   retry(id: string, attempt: number, reason: string): void {

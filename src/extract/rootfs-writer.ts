@@ -73,6 +73,31 @@ export interface RootfsWriterOptions {
    * Default: no limit.
    */
   maxUncompressedBytes?: number;
+  /**
+   * Carry on with a root filesystem another writer was building (after a
+   * crash, say): the state its {@link RootfsWriter.checkpoint} returned after
+   * its last whole layer. The directory may then be non-empty, and the
+   * directory modes and times of those layers are still set by
+   * {@link RootfsWriter.finish}. A layer it was in the middle of is simply
+   * applied again.
+   */
+  resumeFrom?: RootfsCheckpoint;
+}
+
+/**
+ * What a {@link RootfsWriter} must remember between layers, as plain JSON:
+ * the directory metadata deferred to {@link RootfsWriter.finish} and the
+ * counts it reports.
+ */
+export interface RootfsCheckpoint {
+  /** Entries applied so far. */
+  entries: number;
+  /** Uncompressed bytes applied so far (for `maxUncompressedBytes`). */
+  uncompressedBytes: number;
+  /** Deferred directories: path in the root (bytes as latin1), mode, mtime seconds and nanoseconds. */
+  directories: Array<[path: string, mode: number, sec: number, nsec: number]>;
+  /** Extended attributes not applied: name, entries, reason. */
+  skippedXattrs: Array<[name: string, entries: number, reason: string]>;
 }
 
 /** What {@link RootfsWriter.finish} reports. */
@@ -135,6 +160,33 @@ export class RootfsWriter {
       throw new ExtractionError(`maxUncompressedBytes must be a non-negative integer, got ${String(limit)}`);
     }
     this.#options = options;
+    this.#uncompressedBytes = options.resumeFrom?.uncompressedBytes ?? 0;
+  }
+
+  /**
+   * Creates the directory and checks that it may be written (empty, unless
+   * `allowNonEmpty` or `resumeFrom`), as the first {@link applyLayer} would:
+   * to learn of a refusal before anything is fetched.
+   * @throws {ExtractionError} the directory is not empty.
+   */
+  async prepare(): Promise<void> {
+    this.#rootfs ??= this.#open();
+  }
+
+  /**
+   * The state to resume from ({@link RootfsWriterOptions.resumeFrom}) once
+   * the layers applied so far are whole; JSON-serialisable.
+   */
+  checkpoint(): RootfsCheckpoint {
+    const rootfs = this.#rootfs;
+    const from = this.#options.resumeFrom;
+    if (!rootfs) return from ?? { entries: 0, uncompressedBytes: this.#uncompressedBytes, directories: [], skippedXattrs: [] };
+    return {
+      entries: rootfs.entries,
+      uncompressedBytes: this.#uncompressedBytes,
+      directories: [...rootfs.deferred].map(([rel, { mode, mtime }]) => [rel, mode, mtime.sec, mtime.nsec]),
+      skippedXattrs: [...rootfs.skipped].map(([name, { entries, reason }]) => [name, entries, reason]),
+    };
   }
 
   /**
@@ -228,7 +280,8 @@ export class RootfsWriter {
 
   #open(): Rootfs {
     mkdirSync(this.root, { recursive: true });
-    if (!this.#options.allowNonEmpty && readdirSync(this.root).length > 0) {
+    const from = this.#options.resumeFrom;
+    if (!this.#options.allowNonEmpty && !from && readdirSync(this.root).length > 0) {
       throw new ExtractionError(
         `${this.root} is not empty: the image's whiteouts could delete files that are not the image's. ` +
           'Extract into a new or empty directory, or allow it explicitly (allowNonEmpty, CLI --allow-non-empty)',
@@ -240,9 +293,9 @@ export class RootfsWriter {
       preserveOwnership: this.#options.preserveOwnership ?? isRoot,
       allowDeviceNodes: this.#options.allowDeviceNodes ?? isRoot,
       canSetAnyXattr: isRoot,
-      deferred: new Map(),
-      skipped: new Map(),
-      entries: 0,
+      deferred: new Map(from?.directories.map(([rel, mode, sec, nsec]) => [rel, { mode, mtime: { sec, nsec } }])),
+      skipped: new Map(from?.skippedXattrs.map(([name, entries, reason]) => [name, { entries, reason }])),
+      entries: from?.entries ?? 0,
     };
   }
 }

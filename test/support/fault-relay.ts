@@ -2,8 +2,9 @@
  * A TEST-ONLY HTTP relay that sits between skopeo and a real registry and
  * misbehaves on purpose, per request: stall a body after N bytes (connection
  * kept open), drip it slowly, reset the connection mid-body, answer 503 once,
- * close before the headers, or flip a byte. The registry and skopeo stay
- * real; only the network lies.
+ * close before the headers, or flip a byte; or throttle every response like a
+ * slow link (benchmarks). The registry and skopeo stay real; only the
+ * network lies.
  */
 import { request, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -15,7 +16,9 @@ export type Fault =
   | { kind: 'reset'; afterBytes: number }
   | { kind: 'status'; status: number }
   | { kind: 'close-before-headers' }
-  | { kind: 'corrupt'; atByte: number };
+  | { kind: 'corrupt'; atByte: number }
+  /** Pace the body at `bytesPerSecond` per connection (a WAN link), after `latencyMs` before the answer. */
+  | { kind: 'throttle'; bytesPerSecond: number; latencyMs: number };
 
 interface Rule {
   match: RegExp;
@@ -88,7 +91,7 @@ export class FaultRelay {
   }
 
   async stop(): Promise<void> {
-    for (const timer of this.#timers) clearInterval(timer);
+    for (const timer of this.#timers) clearTimeout(timer);
     this.releaseStalled();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -115,6 +118,18 @@ export class FaultRelay {
       res.end(body);
       return;
     }
+    if (fault?.kind === 'throttle' && fault.latencyMs > 0) {
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer);
+        this.#forward(req, res, path, fault);
+      }, fault.latencyMs);
+      this.#timers.add(timer);
+      return;
+    }
+    this.#forward(req, res, path, fault);
+  }
+
+  #forward(req: IncomingMessage, res: ServerResponse, path: string, fault: Fault | undefined): void {
     const upstream = request(
       { host: '127.0.0.1', port: this.upstreamPort, method: req.method, path, headers: { ...req.headers, host: `127.0.0.1:${this.upstreamPort}` } },
       (answer) => {
@@ -159,6 +174,25 @@ export class FaultRelay {
         });
         answer.on('end', () => res.end());
         return;
+      case 'throttle': {
+        // Each chunk is followed by the time the link would need for it.
+        const started = Date.now();
+        answer.on('data', (chunk: Buffer) => {
+          sent += chunk.length;
+          res.write(chunk);
+          const due = started + (sent / fault.bytesPerSecond) * 1000 - Date.now();
+          if (due > 0) {
+            answer.pause();
+            const timer = setTimeout(() => {
+              this.#timers.delete(timer);
+              answer.resume();
+            }, due);
+            this.#timers.add(timer);
+          }
+        });
+        answer.on('end', () => res.end());
+        return;
+      }
       case 'drip': {
         const queue: Buffer[] = [];
         let ended = false;

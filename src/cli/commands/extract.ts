@@ -1,7 +1,6 @@
-import { RootfsWriter, type LayerWithDiffId } from '../../index.js';
-import { integer, parseCommand, UsageError } from '../options.js';
-import { createProgress } from '../progress.js';
-import { transferWithRetry, withImage } from '../session.js';
+import { DEFAULT_JOBS, extractImage, InvalidArgumentError } from '../../index.js';
+import { integer, parseCommand, proxyConfig, retryPolicy, UsageError } from '../options.js';
+import { createImageProgress } from '../progress.js';
 
 export const help = `Usage: containers-image-proxy extract IMAGE DIR [--layer N | --layer DIGEST ...]
 
@@ -16,10 +15,15 @@ their exact bytes. Symlinks on an entry's path are followed inside DIR, as
 if DIR were "/". Each layer's uncompressed digest is checked against the
 config's diff_ids. Entries that climb out (absolute names, ".."), hardlinks
 to outside, and device nodes when not root are refused with an error; DIR is
-then incomplete.
+then incomplete. A state file beside DIR (.DIR.extract-state.json) records
+each layer applied: extracting the same image into DIR again does nothing,
+and after an interruption it carries on from the last whole layer.
 
 Options:
   --layer N|DIGEST          extract only this layer (0-based index or digest); repeatable
+  --jobs N                  fetch N layers at a time (default 4); they are applied in order,
+                            and those that arrive early wait as files in --spool-dir
+  --spool-dir DIR           where early layers wait (default: beside DIR)
   --allow-non-empty         extract into a DIR that has content: the image's
                             whiteouts may then delete files that are not the image's
   --max-uncompressed BYTES  fail once the layers' uncompressed size passes BYTES
@@ -32,50 +36,36 @@ Examples:
 export async function run(args: string[]): Promise<void> {
   const { values, positionals } = parseCommand(args, {
     layer: { type: 'string', multiple: true },
+    jobs: { type: 'string' },
+    'spool-dir': { type: 'string' },
     'allow-non-empty': { type: 'boolean' },
     'max-uncompressed': { type: 'string' },
   });
   const [reference, dir, ...extra] = positionals;
   if (!reference || !dir || extra.length) throw new UsageError('extract takes IMAGE and DIR');
-  const wanted = values.layer ?? [];
-  await withImage(values, reference, async (proxy, image) => {
-    const layers = selectLayers(await proxy.getLayerDiffIds(image), wanted);
-    const maxUncompressed = values['max-uncompressed'];
-    const writer = new RootfsWriter(dir, {
+  const jobs = integer('--jobs', values.jobs, DEFAULT_JOBS);
+  if (jobs < 1) throw new UsageError('--jobs must be at least 1');
+  const layers = values.layer?.map((selector) => (/^\d+$/.test(selector) ? Number(selector) : selector));
+  const maxUncompressed = values['max-uncompressed'];
+  const progress = createImageProgress({ quiet: values.quiet, json: values.json });
+  try {
+    const extracted = await extractImage(proxyConfig(values), reference, dir, {
+      jobs,
+      retry: retryPolicy(values),
+      onProgress: progress.onProgress,
+      ...(layers && { layers }),
+      ...(values['spool-dir'] !== undefined && { spoolDir: values['spool-dir'] }),
       allowNonEmpty: values['allow-non-empty'] === true,
       ...(maxUncompressed !== undefined && { maxUncompressedBytes: integer('--max-uncompressed', maxUncompressed, 0) }),
     });
-    const progress = createProgress({ quiet: values.quiet, json: values.json });
-    try {
-      for (const layer of layers) {
-        progress.start(layer.digest, layer.digest.slice(0, 19), layer.size);
-        // A retried layer is applied again from its start: entries are replaced, whiteouts idempotent.
-        await transferWithRetry(values, progress, layer.digest, async () => {
-          const blob = await proxy.getBlob(image, layer.digest, layer.size);
-          await writer.applyLayer(progress.meter(layer.digest)(blob), { diffId: layer.diffId });
-        });
-        progress.done(layer.digest);
-      }
-      const report = await writer.finish();
-      for (const { name, entries, reason } of report.skippedXattrs) {
-        process.stderr.write(`extract: warning: xattr ${name} not applied to ${entries} entr${entries === 1 ? 'y' : 'ies'}: ${reason}\n`);
-      }
-    } finally {
-      progress.close();
+    for (const { name, entries, reason } of extracted.report.skippedXattrs) {
+      process.stderr.write(`extract: warning: xattr ${name} not applied to ${entries} entr${entries === 1 ? 'y' : 'ies'}: ${reason}\n`);
     }
-  });
-}
-
-/** The layers named by --layer (index or digest), in image order; all when none. */
-export function selectLayers(layers: LayerWithDiffId[], wanted: string[]): LayerWithDiffId[] {
-  if (wanted.length === 0) return layers;
-  const chosen = new Set<number>();
-  for (const selector of wanted) {
-    const index = /^\d+$/.test(selector) ? Number(selector) : layers.findIndex((layer) => layer.digest === selector);
-    if (index < 0 || index >= layers.length) {
-      throw new UsageError(`--layer ${selector}: the image has ${layers.length} layers (0-${layers.length - 1}) and no such digest`);
-    }
-    chosen.add(index);
+  } catch (error) {
+    // A selector naming no layer is a mistake on the command line.
+    if (error instanceof InvalidArgumentError && error.message.startsWith('layer ')) throw new UsageError(`--${error.message}`);
+    throw error;
+  } finally {
+    progress.close();
   }
-  return layers.filter((_, index) => chosen.has(index));
 }

@@ -1,16 +1,17 @@
-import { OciLayoutWriter, checkTag } from '../../oci-layout.js';
-import { pullImage, type PulledImage } from '../../pull-image.js';
+import { DEFAULT_JOBS, pullImage, type PulledImage } from '../../index.js';
+import { checkTag } from '../../oci-layout.js';
 import { parseStorageReference } from '../../storage.js';
-import { integer, parseCommand, UsageError, type GlobalValues } from '../options.js';
-import { createProgress } from '../progress.js';
-import { transferWithRetry, withImage } from '../session.js';
+import { integer, parseCommand, proxyConfig, retryPolicy, UsageError, type GlobalValues } from '../options.js';
+import { createImageProgress } from '../progress.js';
 
 export const help = `Usage: containers-image-proxy pull IMAGE DIR [--tag T] [--jobs N]
        containers-image-proxy pull IMAGE --to-devnull [--jobs N]
 
 Writes IMAGE as an OCI image layout in DIR (created if needed; an existing
 layout gains the image), tagged T (default: the tag of IMAGE, else latest).
-Every blob is verified before it is renamed into place.
+Every blob is verified before it is renamed into place. Blobs DIR already
+holds (digest checked) are not fetched again, so an interrupted pull is
+resumed by running it again.
 
 The manifest written describes exactly the blobs written, so it is a new one
 (another digest than the source's) when the proxy converted a Docker
@@ -21,7 +22,7 @@ than its manifest lists (containers-storage:). pull then says so on stderr
 
 Options:
   --tag T          the tag in DIR's index.json
-  --jobs N         fetch N blobs at a time (default 3)
+  --jobs N         fetch N blobs at a time, largest first (default 4)
   --to-devnull     fetch and verify every blob, write nothing
 
 Examples:
@@ -40,7 +41,7 @@ export async function run(args: string[]): Promise<void> {
   if (!reference || extra.length || (dir === undefined) === !toDevNull) {
     throw new UsageError('pull takes IMAGE and DIR, or IMAGE and --to-devnull');
   }
-  const jobs = integer('--jobs', values.jobs, 3);
+  const jobs = integer('--jobs', values.jobs, DEFAULT_JOBS);
   if (jobs < 1) throw new UsageError('--jobs must be at least 1');
   const tag = values.tag ?? tagOf(reference);
   try {
@@ -49,34 +50,24 @@ export async function run(args: string[]): Promise<void> {
     throw new UsageError(`--tag: ${(error as Error).message}`);
   }
 
-  await withImage(values, reference, async (proxy, image) => {
-    const layout = dir === undefined ? null : await OciLayoutWriter.open(dir);
-    const progress = createProgress({ quiet: values.quiet, json: values.json });
-    let pulled: PulledImage;
-    try {
-      pulled = await pullImage(proxy, image, layout, {
-        tag,
-        jobs,
-        onBlobStart: (blob) => progress.start(blob.digest, blob.digest.slice(0, 19), blob.size),
-        onBlobDone: (blob) => progress.done(blob.digest),
-        step: (blob) => progress.meter(blob.digest),
-        transfer: (blob, attempt) => transferWithRetry(values, progress, blob.digest, attempt),
-      });
-    } finally {
-      progress.close();
-    }
-    if (layout) reportManifest(values, pulled, tag);
-  });
+  const progress = createImageProgress({ quiet: values.quiet, json: values.json });
+  let pulled: PulledImage;
+  try {
+    pulled = await pullImage(proxyConfig(values), reference, dir ?? null, { tag, jobs, retry: retryPolicy(values), onProgress: progress.onProgress });
+  } finally {
+    progress.close();
+  }
+  if (dir !== undefined) reportManifest(values, pulled, tag);
 }
 
 /** Tells when the manifest written is not the source's: one line, or a JSON event. */
 function reportManifest(values: GlobalValues, pulled: PulledImage, tag: string): void {
-  const changed = pulled.digest !== pulled.sourceDigest;
+  const changed = pulled.manifestDigest !== pulled.sourceDigest;
   if (values.json) {
-    const { digest, size, sourceDigest, changes } = pulled;
+    const { manifestDigest: digest, size, sourceDigest, changes } = pulled;
     process.stderr.write(JSON.stringify({ event: 'manifest', tag, digest, size, sourceDigest, changed, changes }) + '\n');
   } else if (changed && !values.quiet) {
-    process.stderr.write(`containers-image-proxy: wrote manifest ${pulled.digest}, not the source's ${pulled.sourceDigest}: ${pulled.changes.join('; ')}\n`);
+    process.stderr.write(`containers-image-proxy: wrote manifest ${pulled.manifestDigest}, not the source's ${pulled.sourceDigest}: ${pulled.changes.join('; ')}\n`);
   }
 }
 

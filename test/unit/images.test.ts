@@ -1,0 +1,118 @@
+/**
+ * The parts of pullImage and extractImage that need no proxy: option
+ * checks, the fetch order, layer selection, the state file, and the
+ * progress reporter.
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { extractImage, InvalidArgumentError, pullImage, type ImageProgressEvent } from '../../src/index.js';
+import { selectLayers } from '../../src/extract-image.js';
+import { defaultStatePath, readState, sameLayers, writeState } from '../../src/extract/extract-state.js';
+import { ProgressReporter } from '../../src/image-events.js';
+import { imageCall, largestFirst, runJobs } from '../../src/image-session.js';
+import { tempDir } from '../support/env.js';
+
+const layer = (digest: string, size: number) => ({ digest, size, mediaType: 'application/vnd.oci.image.layer.v1.tar', diffId: `sha256:${digest.slice(-1).repeat(64)}` });
+
+describe('image options', () => {
+  it('refuses bad jobs, retry and progress options before spawning anything, naming the option', async () => {
+    for (const [options, name] of [
+      [{ jobs: 0 }, /jobs/],
+      [{ jobs: 1.5 }, /jobs/],
+      [{ retry: { attempts: 0 } }, /retry\.attempts/],
+      [{ progressInterval: -1 }, /progressInterval/],
+      [{ onProgress: 'yes' }, /onProgress/],
+    ] as const) {
+      assert.throws(() => imageCall(options as never), (error: unknown) => error instanceof InvalidArgumentError && name.test(error.message));
+      // The public calls reject the same way, with a config that would spawn a missing skopeo.
+      await assert.rejects(pullImage({ skopeoCommand: ['/nonexistent/skopeo'] }, 'oci:x', null, options as never), InvalidArgumentError);
+      await assert.rejects(extractImage({ skopeoCommand: ['/nonexistent/skopeo'] }, 'oci:x', '/nonexistent/dir', options as never), InvalidArgumentError);
+    }
+    await assert.rejects(pullImage({ skopeoCommand: ['/nonexistent/skopeo'] }, 'oci:x', null, { tag: 'not a tag' }), /not a valid tag/);
+  });
+
+  it('fetches the largest first, unknown sizes last, ties in image order', () => {
+    assert.deepEqual(largestFirst([{ size: 5 }, { size: 50 }, { size: -1 }, { size: 50 }, { size: 7 }]), [1, 3, 4, 0, 2]);
+  });
+
+  it('runJobs: at most `jobs` at once, and the first failure stops new work after everything settles', async () => {
+    let running = 0;
+    let peak = 0;
+    const order = [0, 1, 2, 3, 4, 5];
+    await runJobs(6, 2, undefined, () => order.shift(), async () => {
+      peak = Math.max(peak, ++running);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      running--;
+    });
+    assert.equal(peak, 2);
+    const started: number[] = [];
+    const items = [0, 1, 2, 3];
+    await assert.rejects(
+      runJobs(4, 1, undefined, () => items.shift(), async (item) => {
+        started.push(item);
+        if (item === 1) throw new Error('boom');
+      }),
+      /boom/,
+    );
+    assert.deepEqual(started, [0, 1]);
+  });
+});
+
+describe('layer selection', () => {
+  const layers = [layer('sha256:a', 1), layer('sha256:b', 2), layer('sha256:c', 3)];
+  it('by index or digest, in image order, each once', () => {
+    assert.deepEqual(selectLayers(layers, [2, 'sha256:a', 0]).map((l) => l.index), [0, 2]);
+    assert.equal(selectLayers(layers, undefined).length, 3);
+  });
+  it('refuses what names no layer', () => {
+    for (const bad of [[3], [-1], ['sha256:z'], [1.5]]) {
+      assert.throws(() => selectLayers(layers, bad), (error: unknown) => error instanceof InvalidArgumentError && /has 3 layers/.test(error.message));
+    }
+  });
+});
+
+describe('extract state file', () => {
+  it('sits beside the directory, round-trips, and is ignored when it is not ours', async () => {
+    using dir = tempDir();
+    assert.equal(defaultStatePath(join(dir.path, 'root')), join(dir.path, '.root.extract-state.json'));
+    const path = join(dir.path, 'state.json');
+    assert.equal(await readState(path), undefined);
+    const state = { version: 1 as const, diffIds: ['sha256:1', 'sha256:2'], applied: 1, complete: false, checkpoint: { entries: 3, uncompressedBytes: 10, directories: [['etc', 0o755, 1, 2]] as Array<[string, number, number, number]>, skippedXattrs: [] } };
+    await writeState(path, state);
+    const read = await readState(path);
+    assert.deepEqual(read, state);
+    assert.ok(sameLayers(read!, ['sha256:1', 'sha256:2']));
+    assert.ok(!sameLayers(read!, ['sha256:1']));
+    assert.ok(!sameLayers(read!, ['sha256:2', 'sha256:1']));
+    for (const text of ['not json', '{}', JSON.stringify({ ...state, applied: 3 }), JSON.stringify({ ...state, version: 2 })]) {
+      writeFileSync(path, text);
+      assert.equal(await readState(path), undefined, text);
+    }
+  });
+});
+
+describe('progress reporter', () => {
+  it('throttles blob-progress per blob and counts what was fetched', async () => {
+    const events: ImageProgressEvent[] = [];
+    const reporter = new ProgressReporter({ progressInterval: 60_000, onProgress: (event) => void events.push(event) });
+    {
+      const blob = { digest: 'sha256:a', size: 6, role: 0 };
+      const attempt = reporter.attempt(blob, 1);
+      async function* chunks() {
+        yield Buffer.from('abc');
+        yield Buffer.from('def');
+      }
+      let bytes = 0;
+      for await (const chunk of attempt.meter(chunks())) bytes += chunk.length;
+      attempt.done();
+      reporter.skipped({ digest: 'sha256:b', size: 1, role: 1 }, 'present');
+      reporter.done('sha256:m');
+      assert.equal(bytes, 6);
+    }
+    assert.deepEqual(events.map((e) => e.type), ['blob-start', 'blob-progress', 'blob-done', 'blob-skipped', 'done']);
+    const done = events.at(-1)!;
+    assert.ok(done.type === 'done' && done.fetched === 1 && done.fetchedBytes === 6 && done.skipped === 1);
+  });
+});
