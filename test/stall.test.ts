@@ -357,11 +357,11 @@ describe('cli retries', () => {
     const result = await watchdog(60_000, 'cli pull', run('pull', ref('v1'), join(dir.path, 'out'), '--retry', '2', '--stall-timeout', '2', '--json'));
     relay.releaseStalled();
     assert.equal(result.status, 0, result.stderr);
-    const events = result.stderr.trim().split('\n').map((line) => JSON.parse(line) as { event: string; id: string; attempt?: number; reason?: string });
-    const retry = events.find((e) => e.event === 'retry' && e.id === layer.digest);
+    const events = result.stderr.trim().split('\n').map((line) => JSON.parse(line) as { event: string; digest: string; attempt?: number; error?: string });
+    const retry = events.find((e) => e.event === 'blob-retry' && e.digest === layer.digest);
     assert.ok(retry, result.stderr);
     assert.equal(retry.attempt, 2);
-    assert.match(retry.reason ?? '', /stalled|restarted/);
+    assert.match(retry.error ?? '', /stalled|restarted/);
     assert.equal(sha256(readFileSync(join(dir.path, 'out', 'blobs', 'sha256', layer.digest.slice(7)))), layer.digest);
   });
 
