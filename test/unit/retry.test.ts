@@ -1,6 +1,9 @@
-/** withRetry and isRetryable (the public retry API), without a proxy. */
+/** withRetry, isRetryable and the retrying blob stream, without a proxy. */
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
+import type { BlobStream } from '../../src/blobs/stream-kit.js';
+import { RetryingBlobStream } from '../../src/retry.js';
 import { BlobVerificationError, ImageProxyError, RequestError, StallError, isRetryable, withRetry, type RetryEvent } from '../../src/index.js';
 
 const transient = (): StallError => new StallError('sha256:' + 'a'.repeat(64), 0, 10);
@@ -118,5 +121,98 @@ describe('withRetry', () => {
       if (++tries === 1) throw transient();
     });
     assert.ok(Date.now() - started >= 140, `waited ${Date.now() - started} ms`);
+  });
+});
+
+/**
+ * A stand-in for one attempt's blob stream (the real ones read a proxy's
+ * pipe): it emits `chunks`, then fails with `failure` or ends.
+ */
+class Attempt extends Readable implements BlobStream {
+  readonly transfer = 'GetRawBlob' as const;
+  readonly digest = 'sha256:' + 'c'.repeat(64);
+  readonly expectedSize = 8;
+  bytesReceived = 0;
+  constructor(chunks: string[], failure?: Error) {
+    super();
+    for (const chunk of chunks) this.push(Buffer.from(chunk));
+    if (failure) setImmediate(() => this.destroy(failure));
+    else this.push(null);
+  }
+  override _read(): void {}
+}
+
+/** Reads a stream to its end or error: the bytes seen, and the error. */
+async function drain(stream: Readable): Promise<{ text: string; error?: unknown }> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    return { text: Buffer.concat(chunks).toString() };
+  } catch (error) {
+    return { text: Buffer.concat(chunks).toString(), error };
+  }
+}
+
+describe('RetryingBlobStream (the stream getBlob returns with a retry policy)', () => {
+  it('re-opens after a retryable failure before any byte, and delivers the next attempt whole', async () => {
+    let reopened = 0;
+    const stream = new RetryingBlobStream(new Attempt([], transient()), async () => (reopened++, new Attempt(['abcd', 'efgh'])), { attempts: 3, backoff: 1 });
+    const events: RetryEvent[] = [];
+    stream.on('retry', (event: RetryEvent) => events.push(event));
+    assert.deepEqual(await drain(stream), { text: 'abcdefgh' });
+    assert.equal(reopened, 1);
+    assert.deepEqual(events.map((e) => e.attempt), [2]);
+  });
+
+  it('never starts over once bytes went out: the consumer would see them twice', async () => {
+    let reopened = 0;
+    const failure = transient();
+    const stream = new RetryingBlobStream(new Attempt(['abcd'], failure), async () => (reopened++, new Attempt(['abcdefgh'])), { attempts: 3, backoff: 1 });
+    stream.on('retry', () => assert.fail('no retry after bytes were emitted'));
+    const { text, error } = await drain(stream);
+    assert.equal(text, 'abcd');
+    assert.equal(error, failure, 'the retryable error surfaces (withRetry around the transfer starts over)');
+    assert.equal(reopened, 0);
+  });
+
+  it('uses up exactly `attempts` tries, the first included', async () => {
+    for (const attempts of [1, 2, 3]) {
+      let opened = 1;
+      const failures: Error[] = [transient()];
+      const stream = new RetryingBlobStream(new Attempt([], failures[0]), async () => {
+        opened++;
+        // One try too many: succeed, so that the stream ends and the count is checked.
+        if (opened > attempts) return new Attempt(['abcdefgh']);
+        const failure = transient();
+        failures.push(failure);
+        return new Attempt([], failure);
+      }, { attempts, backoff: 1 });
+      const { error } = await drain(stream);
+      assert.equal(opened, attempts, `attempts: ${attempts}`);
+      assert.equal(error, failures.at(-1), 'the last failure');
+    }
+  });
+
+  it('a failed re-open counts as an attempt: retried while retryable, else the stream fails with it', async () => {
+    const refused = new BlobVerificationError('sha256:' + 'd'.repeat(64), 1, 2, 'digest mismatch');
+    const tries: string[] = [];
+    const stream = new RetryingBlobStream(new Attempt([], transient()), async () => {
+      tries.push('reopen');
+      if (tries.length === 1) throw transient();
+      throw refused;
+    }, { attempts: 5, backoff: 1 });
+    const { error } = await drain(stream);
+    assert.equal(error, refused);
+    assert.equal(tries.length, 2, 'the retryable re-open failure was retried, the other was not');
+  });
+
+  it('destroyed while it waits to retry: it never re-opens', async () => {
+    let reopened = 0;
+    const stream = new RetryingBlobStream(new Attempt([], transient()), async () => (reopened++, new Attempt(['abcdefgh'])), { attempts: 3, backoff: 50 });
+    stream.on('error', () => {});
+    await new Promise<void>((resolve) => stream.once('retry', () => resolve()));
+    stream.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(reopened, 0);
   });
 });
