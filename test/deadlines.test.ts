@@ -22,7 +22,7 @@ import {
   SpawnError,
   type Descriptor,
 } from '../src/index.js';
-import { baseConfig, eventually, processAlive, processExists, skopeo, SKOPEO, tempDir, watchdog } from './support/env.js';
+import { baseConfig, eventually, processAlive, processExists, skopeo, SKOPEO, stopProcess, tempDir, watchdog } from './support/env.js';
 import { buildImage, noise, type BuiltImage } from './support/oci-layout.js';
 
 const scratch = tempDir();
@@ -71,9 +71,10 @@ describe('reply deadlines', () => {
   it('fails a request a stopped skopeo never answers after replyTimeout, and releases aborted callers at once', async () => {
     await using proxy = await ImageProxy.spawn(baseConfig({ replyTimeout: 1500 }));
     await using img = await proxy.openImage(image.reference);
-    const stopped = (): number => {
+    // Stopped for sure before the next request goes out (kill() alone is not).
+    const stopped = async (): Promise<number> => {
       const pid = proxy.pid!;
-      process.kill(pid, 'SIGSTOP');
+      await stopProcess(pid);
       return pid;
     };
     const released = async (work: Promise<unknown>): Promise<void> => {
@@ -84,7 +85,7 @@ describe('reply deadlines', () => {
     // 1. A request in flight on a stopped child fails with the restart; one
     //    queued behind it, with its own signal, is released when that aborts.
     let restarted = once(proxy, 'restart');
-    let pid = stopped();
+    let pid = await stopped();
     const inFlight = proxy.fetchManifest(img).then(() => null, (e: unknown) => e);
     await released(proxy.fetchConfig(img, { signal: AbortSignal.timeout(200) }));
     const error = await watchdog(15_000, 'stopped skopeo', inFlight);
@@ -95,7 +96,7 @@ describe('reply deadlines', () => {
     restarted = once(proxy, 'restart');
     // 2. The caller of the request in flight is released by its signal; the
     //    request still expires, and the call queued behind is sent to the replacement.
-    pid = stopped();
+    pid = await stopped();
     await released(proxy.fetchConfig(img, { signal: AbortSignal.timeout(200) }));
     assert.equal((await watchdog(15_000, 'after the restart', proxy.fetchManifest(img))).manifest.layers.length, 1);
     await watchdog(10_000, 'restart', restarted);

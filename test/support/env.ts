@@ -78,6 +78,39 @@ export function processExists(pid: number): boolean {
   }
 }
 
+/**
+ * SIGSTOPs a process and waits until every one of its threads is stopped.
+ * kill() only wakes one thread to start the group stop; until it gets a CPU
+ * the others run on, and a loaded machine let skopeo answer requests sent
+ * after kill() returned.
+ */
+export async function stopProcess(pid: number, timeoutMs = 5000): Promise<void> {
+  process.kill(pid, 'SIGSTOP');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const running = runningThreads(pid);
+    if (running.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`process ${pid} did not stop within ${timeoutMs} ms: threads ${running.join(', ')} still run`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+/** Threads of `pid` neither stopped nor dead, as "tid:state" (from /proc/PID/task/TID/stat). */
+function runningThreads(pid: number): string[] {
+  const running: string[] = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // it exited while we looked
+    }
+    const state = stat.charAt(stat.lastIndexOf(')') + 2);
+    if (!'TtZX'.includes(state)) running.push(`${tid}:${state}`);
+  }
+  return running;
+}
+
 /** Waits for a condition, polling; false on timeout. */
 export async function eventually(condition: () => boolean, timeoutMs = 5000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
