@@ -200,3 +200,14 @@ export async function timedInScratch(scratch: string, job: (dir: string) => Prom
 export function pairedRatios(a: readonly number[], b: readonly number[]): number[] {
   return a.map((x, i) => x / b[i]!);
 }
+
+/** Runs a command to completion; rejects with its stderr on failure. */
+export function runCommand(command: string, args: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr}`))));
+  });
+}

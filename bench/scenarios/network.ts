@@ -15,22 +15,13 @@ import { createInterface } from 'node:readline';
 import { extractImage, ImageProxy, pullImage, type ImageProxyConfig } from '../../src/index.js';
 import { buildImage, noise } from '../../test/support/oci-layout.js';
 import { startRegistry } from '../../test/support/registry.js';
-import { drain, interleave, pairedRatios, timedInScratch } from '../harness.js';
+import { drain, interleave, pairedRatios, runCommand, timedInScratch } from '../harness.js';
 import { BUILD_DIR } from '../options.js';
 import type { Context, Goal, Section } from '../scenario.js';
 import { fmtSummary, summarize, table } from '../stats.js';
 
 const MB = 1_000_000;
 
-function run(command: string, args: readonly string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr}`))));
-  });
-}
 
 /** Starts the relay child; resolves with its port and the child. */
 async function startRelay(upstreamPort: number, bytesPerSecond: number, latencyMs: number): Promise<{ port: number; child: ChildProcess }> {
@@ -99,7 +90,7 @@ export async function network(context: Context): Promise<Section> {
           ['pull4', ours((dir) => pullImage(config, reference, join(dir, 'out'), { jobs: 4 }))],
           ['extract1', ours((dir) => extractImage(config, reference, join(dir, 'rootfs'), { jobs: 1 }))],
           ['extract4', ours((dir) => extractImage(config, reference, join(dir, 'rootfs'), { jobs: 4 }))],
-          ['skopeo', () => timedInScratch(scratch, (dir) => run(release.path, ['copy', '--quiet', '--src-tls-verify=false', reference, `oci:${join(dir, 'out')}:bench`]))],
+          ['skopeo', () => timedInScratch(scratch, (dir) => runCommand(release.path, ['copy', '--quiet', '--src-tls-verify=false', reference, `oci:${join(dir, 'out')}:bench`]))],
         ] as const,
         (text) => context.progress(`network ${release.label}: ${text}`),
       );

@@ -7,29 +7,18 @@
  *    followed by `tar -xf` of each layer into DIR, a 3-layer image: what a
  *    user would do without this library.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ImageFixture } from '../fixtures.js';
-import { interleave, pairedRatios, timedInScratch } from '../harness.js';
+import { interleave, pairedRatios, runCommand, timedInScratch } from '../harness.js';
 import { ROOT, type Release } from '../options.js';
 import { sizeLabel, type Context, type Goal, type Section } from '../scenario.js';
 import { fmtSummary, summarize, table } from '../stats.js';
 
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 
-/** Runs a command to completion; rejects with its stderr on failure. */
-function run(command: string, args: readonly string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr}`))));
-  });
-}
 
-const cli = (release: Release, ...args: string[]): Promise<void> => run(process.execPath, [CLI, ...args, '--skopeo', release.path, '--quiet']);
+const cli = (release: Release, ...args: string[]): Promise<void> => runCommand(process.execPath, [CLI, ...args, '--skopeo', release.path, '--quiet']);
 
 async function compare(
   context: Context,
@@ -74,7 +63,7 @@ export async function pullToDisk(context: Context): Promise<Section> {
     'pull',
     image,
     (release, dir) => cli(release, 'pull', image.reference, join(dir, 'out'), '--tag', 'bench', '--jobs', '4'),
-    (release, dir) => run(release.path, ['copy', '--quiet', image.reference, `oci:${join(dir, 'out')}:bench`]),
+    (release, dir) => runCommand(release.path, ['copy', '--quiet', image.reference, `oci:${join(dir, 'out')}:bench`]),
   );
   const body = [
     `A 4-layer image of ${total} (uncompressed layers) from an \`oci:\` layout into a fresh OCI layout: ` +
@@ -97,8 +86,8 @@ export async function extractToDisk(context: Context): Promise<Section> {
       const copy = join(dir, 'copy');
       const rootfs = join(dir, 'rootfs');
       mkdirSync(rootfs);
-      await run(release.path, ['copy', '--quiet', image.reference, `dir:${copy}`]);
-      for (const layer of image.layers) await run('tar', ['-xf', join(copy, layer.digest.slice('sha256:'.length)), '-C', rootfs]);
+      await runCommand(release.path, ['copy', '--quiet', image.reference, `dir:${copy}`]);
+      for (const layer of image.layers) await runCommand('tar', ['-xf', join(copy, layer.digest.slice('sha256:'.length)), '-C', rootfs]);
     },
   );
   const body = [
