@@ -86,13 +86,8 @@ export function processExists(pid: number): boolean {
  */
 export async function stopProcess(pid: number, timeoutMs = 5000): Promise<void> {
   process.kill(pid, 'SIGSTOP');
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const running = runningThreads(pid);
-    if (running.length === 0) return;
-    if (Date.now() > deadline) throw new Error(`process ${pid} did not stop within ${timeoutMs} ms: threads ${running.join(', ')} still run`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
+  if (await eventually(() => runningThreads(pid).length === 0, timeoutMs)) return;
+  throw new Error(`process ${pid} did not stop within ${timeoutMs} ms: threads ${runningThreads(pid).join(', ')} still run`);
 }
 
 /** Threads of `pid` neither stopped nor dead, as "tid:state" (from /proc/PID/task/TID/stat). */
