@@ -148,6 +148,9 @@ async function extractOpened(proxy: ImageProxy, image: OpenedImage, dir: string,
     };
     await runJobs(chosen.length - start, call.jobs, jobsSignal, nextToFetch, async (position, jobSignal) => {
       await transferBlob(proxy, image, blobs[position]!, call, jobSignal, (stream, meter) => applier.take(position, stream, meter));
+      // The slot stays taken until the layer is applied: at most `jobs` layers
+      // are spooled. The layer whose turn it is always holds one (nextToFetch).
+      await applier.applied(position, jobSignal);
     }).catch((error: unknown) => {
       throw failed.signal.aborted ? failed.signal.reason : error;
     });

@@ -22,6 +22,8 @@ export interface ImageOptions extends ProgressOptions {
    * Blobs fetched at a time, largest first (default 4). Every fetched blob is
    * read as it arrives, so on proxies older than 0.2.8 (GetBlob, whose
    * FinishPipe holds the proxy) parallel streams still never wait on each other.
+   * For `extractImage` a layer keeps its slot until it is applied, so at
+   * most `jobs` layers are ever spooled.
    */
   jobs?: number;
   /** Stops the call: transfers are abandoned, temporary files removed, the proxy stays usable. */

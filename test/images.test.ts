@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { ExtractionError, extractImage, ImageProxy, pullImage, type Descriptor, type ImageManifest, type ImageProgressEvent } from '../src/index.js';
+import { BlobVerificationError, ExtractionError, extractImage, ImageProxy, pullImage, type Descriptor, type ImageManifest, type ImageProgressEvent } from '../src/index.js';
 import { baseConfig, skopeo, tempDir } from './support/env.js';
 import { FaultRelay } from './support/fault-relay.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
@@ -183,6 +183,49 @@ describe('from a registry, through a relay that drips the big layer', () => {
     assertSameTree(snapshot(root), expected, 'jobs 4 from the registry vs jobs 1 from the layout');
     assert.deepEqual(result.layers.map((l) => [l.index, l.diffId, l.applied]), image.layers.map((l, i) => [i, l.diffId, true]));
     assert.deepEqual(spools(dir.path), [], 'the spool is gone');
+  });
+
+  it('holds at most `jobs` layers between fetch start and apply, so the spool never outgrows the layers in flight', async () => {
+    using dir = tempDir();
+    const root = join(dir.path, 'root');
+    // Layer 0 takes about half a second: without the bound, layers 1-3 would all be fetched and spooled meanwhile.
+    relay.inject(new RegExp(`/blobs/${pushed[0]!.digest}$`), { kind: 'drip', chunkBytes: 512 * 1024, intervalMs: 40 });
+    const jobs = 2;
+    let most = 0;
+    const pending = new Set<number>();
+    const { events } = await recording((onProgress) =>
+      extractImage(config, reference(), root, {
+        jobs,
+        onProgress: (event) => {
+          if (event.type === 'blob-start' && typeof event.role === 'number') pending.add(event.role);
+          if (event.type === 'layer-applied') pending.delete(event.index);
+          most = Math.max(most, pending.size);
+          onProgress(event);
+        },
+      }),
+    );
+    assertEventGrammar(events);
+    assert.equal(most, jobs, `at most ${jobs} layers were started and not yet applied`);
+    assert.deepEqual(events.filter((e) => e.type === 'layer-applied').map((e) => (e.type === 'layer-applied' ? e.index : -1)), [0, 1, 2, 3], 'applied in image order');
+    assertSameTree(snapshot(root), expected, 'jobs 2, bounded');
+    assert.deepEqual(spools(dir.path), []);
+  });
+
+  it('fails with the broken layer while a fetched layer waits for its turn, leaving no spool', { timeout: 60_000 }, async () => {
+    using dir = tempDir();
+    const root = join(dir.path, 'root');
+    // jobs 2: layer 3 arrives and waits for 0, 1 and 2; layer 2 is corrupt.
+    relay.inject(new RegExp(`/blobs/${pushed[0]!.digest}$`), { kind: 'drip', chunkBytes: 512 * 1024, intervalMs: 40 });
+    relay.inject(new RegExp(`/blobs/${pushed[2]!.digest}$`), { kind: 'corrupt', atByte: 100 });
+    const events: ImageProgressEvent[] = [];
+    // Applied straight from the wire, the damage shows first as a broken tar, before the digest check at the end.
+    await assert.rejects(
+      extractImage(config, reference(), root, { jobs: 2, onProgress: (event) => events.push(event) }),
+      (error: unknown) => error instanceof ExtractionError || error instanceof BlobVerificationError,
+    );
+    assert.ok(events.some((e) => e.type === 'blob-done' && e.role === 3), 'layer 3 was whole and waiting when layer 2 failed');
+    assert.ok(!events.some((e) => e.type === 'layer-applied' && e.index === 3), 'layer 3 was never applied');
+    assert.deepEqual(spools(dir.path), [], 'the waiting layer left no spool');
   });
 
   it('applies a spooled layer whose turn comes while it still arrives, as it arrives', async () => {

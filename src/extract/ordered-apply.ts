@@ -51,6 +51,8 @@ export class OrderedApplier {
   readonly finished: Promise<void>;
   /** Resolves when no layer is being applied (to clean up after a failure). */
   #idle: Promise<void> = Promise.resolve();
+  /** Woken when the turn moves on or applying stops. */
+  #moved: Array<() => void> = [];
 
   constructor(
     start: number,
@@ -95,6 +97,28 @@ export class OrderedApplier {
     }
   }
 
+  /**
+   * Resolves once the layer at `position` is applied, or applying stopped,
+   * or `signal` aborted (failures are reported elsewhere: `finished`, the
+   * jobs). A fetch slot held until then bounds the spool by the layers in
+   * flight.
+   */
+  async applied(position: number, signal: AbortSignal): Promise<void> {
+    const onAbort = (): void => this.#wakeWaiters();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      while (this.#next <= position && !this.#failure && !signal.aborted) await new Promise<void>((resolve) => this.#moved.push(resolve));
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  #wakeWaiters(): void {
+    const waiters = this.#moved;
+    this.#moved = [];
+    for (const wake of waiters) wake();
+  }
+
   /** Closes and removes the spool files left (after a failure). */
   async dispose(): Promise<void> {
     for (const spool of this.#open) await this.#remove(spool);
@@ -114,6 +138,7 @@ export class OrderedApplier {
   stop(error: unknown): void {
     this.#failure ??= { error };
     this.#settle?.reject(error);
+    this.#wakeWaiters();
   }
 
   async #run(position: number, work: () => Promise<void>): Promise<void> {
@@ -124,6 +149,7 @@ export class OrderedApplier {
       await work();
       this.#next = position + 1;
       if (this.#next >= this.end) this.#settle?.resolve();
+      this.#wakeWaiters();
     } finally {
       this.#busy = false;
       done();
