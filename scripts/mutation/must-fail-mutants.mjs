@@ -189,4 +189,14 @@ export const MUTANTS = [
     test: 'unit/extract',
     only: 'refuses',
   },
+  // --- Whole images (test/images.test.ts)
+  {
+    name: 'extractImage frees a fetch slot before the layer is applied (unbounded spool)',
+    file: 'src/extract-image.ts',
+    find: 'await applier.applied(position, jobSignal);',
+    replace: '',
+    test: 'images',
+    only: 'at most .jobs. layers',
+  },
+
 ];
