@@ -73,8 +73,12 @@ describe('planSpawn', () => {
       auths: { 'localhost:5000': { auth: Buffer.from('alice:hunter2').toString('base64') } },
     });
     assert.ok(!result.argv.join(' ').includes('hunter2'));
-    assert.throws(() => plan({ credentials: { registry: 'bad host', username: 'a', password: 'b' } }), ConfigurationError);
-    assert.throws(() => plan({ credentials: { registry: 'r.io', username: 'a:b', password: 'b' } }), ConfigurationError);
+    const badRegistry = /^credentials\.registry must be a registry host such as "quay\.io" or "localhost:5000"$/;
+    const badUser = /^credentials need a non-empty username without ":" and a password string$/;
+    const refused = (message: RegExp) => (e: unknown) => e instanceof ConfigurationError && message.test(e.message) && !e.message.includes('hunter2');
+    assert.throws(() => plan({ credentials: { registry: 'bad host', username: 'a', password: 'hunter2' } }), refused(badRegistry));
+    assert.throws(() => plan({ credentials: { registry: 'r.io', username: 'a:b', password: 'hunter2' } }), refused(badUser));
+    assert.throws(() => plan({ credentials: { registry: 'r.io', username: '', password: 'hunter2' } }), refused(badUser));
   });
 
   it('turns debug on from CONTAINERS_IMAGE_PROXY_DEBUG', () => {
@@ -84,15 +88,16 @@ describe('planSpawn', () => {
     assert.equal(plan({}).debug, false);
   });
 
-  it('refuses conflicting options before anything is spawned', () => {
-    for (const config of [
-      { authFile: '/a', authData: '{}' },
-      { authFile: '/a', authAnonymous: true },
-      { authData: '{}', authAnonymous: true },
-      { authFile: '/a', credentials: { registry: 'r.io', username: 'u', password: 'p' } },
-      { policy: '/p', insecurePolicy: true },
-    ]) {
-      assert.throws(() => plan(config), ConfigurationError, JSON.stringify(config));
+  it('refuses conflicting options before anything is spawned, naming them', () => {
+    const conflicts: Array<[ImageProxyConfig, RegExp]> = [
+      [{ authFile: '/a', authData: '{}' }, /^conflicting authentication options authFile and authData: choose one$/],
+      [{ authFile: '/a', authAnonymous: true }, /^conflicting authentication options authFile and authAnonymous: choose one$/],
+      [{ authData: '{}', authAnonymous: true }, /^conflicting authentication options authData and authAnonymous: choose one$/],
+      [{ authFile: '/a', credentials: { registry: 'r.io', username: 'u', password: 'p' } }, /^conflicting authentication options authFile and credentials: choose one$/],
+      [{ policy: '/p', insecurePolicy: true }, /^conflicting options policy and insecurePolicy: choose one$/],
+    ];
+    for (const [config, message] of conflicts) {
+      assert.throws(() => plan(config), (e: unknown) => e instanceof ConfigurationError && message.test(e.message), JSON.stringify(config));
     }
   });
 
