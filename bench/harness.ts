@@ -133,16 +133,21 @@ export interface MemoryReport {
   growth: number;
   seconds: number;
   bytes: number;
-  /** How the bytes came: a blob transfer, or `cat` for the no-library reference. */
-  transfer: BlobTransfer | 'cat';
+  /** How the bytes came: a blob transfer, `cat` for the no-library reference, or a whole image (`pullImage`, `extractImage`). */
+  transfer: BlobTransfer | 'cat' | 'image';
 }
 
 /** What a memory child does with the blob: stream it to a null sink, or extract it into a directory. */
 export type MemoryWorkload = 'stream' | 'extract';
 
+/** What a memory child does with a whole image: `pullImage` into a layout, or `extractImage` into a directory. */
+export type ImageWorkload = 'pullImage' | 'extractImage';
+
 export type MemoryJob =
   /** A blob through our client. */
   | { kind: 'blob'; workload: MemoryWorkload; skopeo: string; reference: string; digest: string; size: number; transfer: BlobTransfer }
+  /** A whole image through the library's image calls, `jobs` blobs at a time; `size` is the layers' total. */
+  | { kind: 'image'; workload: ImageWorkload; skopeo: string; reference: string; size: number; jobs: number }
   /** The reference: `cat FILE` into a plain Node pipe reader, no library (what Node itself costs). */
   | { kind: 'cat'; path: string; size: number };
 

@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ImageProxy, RootfsWriter } from '../src/index.js';
+import { extractImage, ImageProxy, pullImage, RootfsWriter, type ImageProgressEvent } from '../src/index.js';
 import { drain, now, secondsSince, type MemoryJob, type MemoryReport } from './harness.js';
 
 const KiB = 1024;
@@ -50,8 +50,26 @@ async function prepare(job: MemoryJob): Promise<{ transfer: () => Promise<{ byte
     };
   }
   const proxy = await ImageProxy.spawn({ skopeoCommand: [job.skopeo] });
-  const image = await proxy.openImage(job.reference);
   const target = mkdtempSync(join(tmpdir(), 'bench-extract-'));
+  if (job.kind === 'image') {
+    return {
+      transfer: async () => {
+        let bytes = 0;
+        const onProgress = (event: ImageProgressEvent): void => {
+          if (event.type === 'blob-done' && typeof event.role === 'number') bytes += event.bytes;
+        };
+        const options = { jobs: job.jobs, onProgress };
+        if (job.workload === 'pullImage') await pullImage(proxy, job.reference, join(target, 'layout'), options);
+        else await extractImage(proxy, job.reference, join(target, 'root'), options);
+        return { bytes, via: 'image' };
+      },
+      cleanup: async () => {
+        rmSync(target, { recursive: true, force: true });
+        await proxy.close();
+      },
+    };
+  }
+  const image = await proxy.openImage(job.reference);
   return {
     transfer: async () => {
       const stream = await proxy.getBlob(image, job.digest, job.size, { transfer: job.transfer });

@@ -69,6 +69,9 @@ export class Fixtures {
   }
 }
 
+/** Scenario 4's whole images: the memory sizes split into this many layers. */
+export const MEMORY_IMAGE_LAYERS = 4;
+
 /** Builds (or finds in the cache) every fixture the selected scenarios need, before anything is timed. */
 export function prepareFixtures(fixtures: Fixtures, options: BenchOptions): void {
   const { only } = options;
@@ -77,7 +80,12 @@ export function prepareFixtures(fixtures: Fixtures, options: BenchOptions): void
   if (only.has('concurrency')) fixtures.layers(options.layerCount, options.layerMiB);
   if (only.has('pull')) fixtures.layers(4, options.pullLayerMiB);
   if (only.has('extract')) fixtures.layers(3, options.extractLayerMiB);
-  if (only.has('memory')) for (const mib of options.memoryMiB) fixtures.blob(mib);
+  if (only.has('memory')) {
+    for (const mib of options.memoryMiB) {
+      fixtures.blob(mib);
+      fixtures.layers(MEMORY_IMAGE_LAYERS, mib / MEMORY_IMAGE_LAYERS);
+    }
+  }
   if (only.has('scaling')) for (const mib of options.scalingMiB) fixtures.blob(mib);
 }
 

@@ -4,10 +4,12 @@
  * measurement is its own child (bench/memory-child.ts): the kernel's peak
  * counter (VmHWM) is reset right before the transfer and cross-checked with
  * 10 ms samples of process.memoryUsage.rss(). Growth must not depend on size.
+ * Whole images too: `pullImage` and `extractImage` of 4 layers of the same
+ * total sizes, 4 at a time: growth must not depend on the image or on jobs.
  */
 import type { BlobTransfer } from '../../src/index.js';
-import { memoryInChild, mibPerSecond, type MemoryJob, type MemoryReport, type MemoryWorkload } from '../harness.js';
-import { onlyLayer, sizeLabel, type Context, type Goal, type Section } from '../scenario.js';
+import { memoryInChild, mibPerSecond, type ImageWorkload, type MemoryJob, type MemoryReport, type MemoryWorkload } from '../harness.js';
+import { MEMORY_IMAGE_LAYERS, onlyLayer, sizeLabel, type Context, type Goal, type Section } from '../scenario.js';
 import { fmtSummary, summarize, table } from '../stats.js';
 
 const LIMIT_MIB = 64;
@@ -15,6 +17,9 @@ const MiB = 1024 * 1024;
 
 /** The workloads measured: a blob to a null sink, and a blob extracted into a directory (RootfsWriter, as the CLI's extract). */
 export const WORKLOADS: readonly MemoryWorkload[] = ['stream', 'extract'];
+/** Whole images of the same total sizes, in layers fetched `IMAGE_JOBS` at a time. */
+export const IMAGE_WORKLOADS: readonly ImageWorkload[] = ['pullImage', 'extractImage'];
+const IMAGE_JOBS = 4;
 
 export async function memory(context: Context): Promise<Section> {
   const { options, releases } = context;
@@ -67,6 +72,16 @@ export async function memory(context: Context): Promise<Section> {
           return { kind: 'blob', workload, skopeo: release.path, reference: image.reference, digest: blob.digest, size: blob.size, transfer };
         }, true);
       }
+    }
+  }
+  // Whole images, `IMAGE_JOBS` layers at a time: memory must not grow with the image or with jobs.
+  for (const release of releases) {
+    for (const workload of IMAGE_WORKLOADS) {
+      await measure({ skopeo: release.label, transfer: `default, jobs ${IMAGE_JOBS}`, workload: `${workload}, ${MEMORY_IMAGE_LAYERS} layers` }, (mib) => {
+        const image = context.fixtures.layers(MEMORY_IMAGE_LAYERS, mib / MEMORY_IMAGE_LAYERS);
+        const size = image.layers.reduce((sum, layer) => sum + layer.size, 0);
+        return { kind: 'image', workload, skopeo: release.path, reference: image.reference, size, jobs: IMAGE_JOBS };
+      }, true);
     }
   }
   const body = [
