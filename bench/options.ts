@@ -8,7 +8,9 @@
  *   BENCH_BLOB_MIB=N         scenario 1 blob size (default 1024, quick 64)
  *   BENCH_LAYER_MIB=N        scenario 3 layer size (default 128, quick 8)
  *   BENCH_LAYERS=N           scenario 3 layer count (default 8)
- *   BENCH_MEMORY_MIB=A,B     scenario 4 blob sizes (default 256,1024; quick 32,128)
+ *   BENCH_MEMORY_MIB=A,B     scenario 4 blob and image sizes (default 256,1024; quick 32,128)
+ *   BENCH_MEMORY_JOBS=A,B    scenario 4 whole-image rows: the jobs values (default 4)
+ *   BENCH_MEMORY_ROWS=a,b    scenario 4 rows: blobs (one blob), images (pullImage, extractImage) (default both)
  *   BENCH_SCALING_MIB=A,B,C  scenario 6 blob sizes (default 16,256,1024; quick 4,16,64)
  *   BENCH_CYCLES=A,B,C       scenario 6 metadata cycle counts (default 10,100,1000; quick 10,100)
  *   BENCH_META_CYCLES=N      scenario 2 cycles per run (default 200, quick 50)
@@ -37,6 +39,10 @@ export const BUILD_DIR = dirname(fileURLToPath(import.meta.url));
 export const SCENARIOS = ['streaming', 'metadata', 'concurrency', 'memory', 'pull', 'extract', 'real-rootfs', 'tiny-files', 'scaling', 'zstd', 'network'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
+/** Scenario 4's row groups: single blobs, and whole images. */
+export const MEMORY_ROWS = ['blobs', 'images'] as const;
+export type MemoryRows = (typeof MEMORY_ROWS)[number];
+
 export interface BenchOptions {
   quick: boolean;
   runs: number;
@@ -48,6 +54,10 @@ export interface BenchOptions {
   /** Each of the 3 layers of the extract image. */
   extractLayerMiB: number;
   memoryMiB: number[];
+  /** Scenario 4's whole-image rows, one per jobs value. */
+  memoryJobs: number[];
+  /** Which rows scenario 4 measures. */
+  memoryRows: Set<MemoryRows>;
   scalingMiB: number[];
   cycles: number[];
   metaCycles: number;
@@ -78,15 +88,21 @@ function list(name: string, fallback: number[]): number[] {
   return values;
 }
 
+/** A comma-separated subset of `known` from the environment (default: all of them). */
+function names<T extends string>(name: string, known: readonly T[]): Set<T> {
+  const raw = process.env[name];
+  const chosen = new Set<T>();
+  for (const part of raw ? raw.split(',').map((s) => s.trim()) : known) {
+    if (!(known as readonly string[]).includes(part)) throw new Error(`${name}: unknown value ${part}; known: ${known.join(', ')}`);
+    chosen.add(part as T);
+  }
+  return chosen;
+}
+
 export function readOptions(): BenchOptions {
   const quick = process.env.BENCH_QUICK === '1';
   const cacheDir = resolve(ROOT, process.env.BENCH_CACHE || join('.cache', 'bench'));
-  const onlyRaw = process.env.BENCH_ONLY;
-  const only = new Set<ScenarioName>();
-  for (const name of onlyRaw ? onlyRaw.split(',').map((s) => s.trim()) : SCENARIOS) {
-    if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`BENCH_ONLY: unknown scenario ${name}; known: ${SCENARIOS.join(', ')}`);
-    only.add(name as ScenarioName);
-  }
+  const only = names('BENCH_ONLY', SCENARIOS);
   return {
     quick,
     runs: num('BENCH_RUNS', quick ? 3 : 5, true),
@@ -96,6 +112,8 @@ export function readOptions(): BenchOptions {
     pullLayerMiB: num('BENCH_PULL_LAYER_MIB', quick ? 8 : 256, false),
     extractLayerMiB: num('BENCH_EXTRACT_LAYER_MIB', quick ? 8 : 100, false),
     memoryMiB: list('BENCH_MEMORY_MIB', quick ? [32, 128] : [256, 1024]),
+    memoryJobs: list('BENCH_MEMORY_JOBS', [4]),
+    memoryRows: names('BENCH_MEMORY_ROWS', MEMORY_ROWS),
     scalingMiB: list('BENCH_SCALING_MIB', quick ? [4, 16, 64] : [16, 256, 1024]),
     cycles: list('BENCH_CYCLES', quick ? [10, 100] : [10, 100, 1000]),
     metaCycles: num('BENCH_META_CYCLES', quick ? 50 : 200, true),

@@ -82,8 +82,8 @@ export function prepareFixtures(fixtures: Fixtures, options: BenchOptions): void
   if (only.has('extract')) fixtures.layers(3, options.extractLayerMiB);
   if (only.has('memory')) {
     for (const mib of options.memoryMiB) {
-      fixtures.blob(mib);
-      fixtures.layers(MEMORY_IMAGE_LAYERS, mib / MEMORY_IMAGE_LAYERS);
+      if (options.memoryRows.has('blobs')) fixtures.blob(mib);
+      if (options.memoryRows.has('images')) fixtures.layers(MEMORY_IMAGE_LAYERS, mib / MEMORY_IMAGE_LAYERS);
     }
   }
   if (only.has('scaling')) for (const mib of options.scalingMiB) fixtures.blob(mib);

@@ -5,7 +5,8 @@
  * counter (VmHWM) is reset right before the transfer and cross-checked with
  * 10 ms samples of process.memoryUsage.rss(). Growth must not depend on size.
  * Whole images too: `pullImage` and `extractImage` of 4 layers of the same
- * total sizes, 4 at a time: growth must not depend on the image or on jobs.
+ * total sizes, `jobs` at a time (BENCH_MEMORY_JOBS, default 4): growth must
+ * not depend on the image or on jobs. BENCH_MEMORY_ROWS picks either group.
  */
 import type { BlobTransfer } from '../../src/index.js';
 import { memoryInChild, mibPerSecond, type ImageWorkload, type MemoryJob, type MemoryReport, type MemoryWorkload } from '../harness.js';
@@ -17,9 +18,8 @@ const MiB = 1024 * 1024;
 
 /** The workloads measured: a blob to a null sink, and a blob extracted into a directory (RootfsWriter, as the CLI's extract). */
 export const WORKLOADS: readonly MemoryWorkload[] = ['stream', 'extract'];
-/** Whole images of the same total sizes, in layers fetched `IMAGE_JOBS` at a time. */
+/** Whole images of the same total sizes, in layers fetched `jobs` at a time. */
 export const IMAGE_WORKLOADS: readonly ImageWorkload[] = ['pullImage', 'extractImage'];
-const IMAGE_JOBS = 4;
 
 export async function memory(context: Context): Promise<Section> {
   const { options, releases } = context;
@@ -56,34 +56,44 @@ export async function memory(context: Context): Promise<Section> {
     }
   };
 
-  // What a bare Node pipe reader costs, so our rows can be read against it.
-  await measure({ skopeo: '—', transfer: '`cat` → Node pipe, no library', workload: 'read' }, (mib) => {
-    const blob = onlyLayer(context.fixtures.blob(mib));
-    return { kind: 'cat', path: blob.path, size: blob.size };
-  }, false);
-  for (const release of releases) {
-    const transfers: BlobTransfer[] = release.raw ? ['GetRawBlob', 'GetBlob'] : ['GetBlob'];
-    for (const workload of WORKLOADS) {
-      // Extraction is disk-bound and slow: measured on each release's default transfer only.
-      for (const transfer of workload === 'extract' ? transfers.slice(0, 1) : transfers) {
-        await measure({ skopeo: release.label, transfer, workload }, (mib) => {
-          const image = context.fixtures.blob(mib);
-          const blob = onlyLayer(image);
-          return { kind: 'blob', workload, skopeo: release.path, reference: image.reference, digest: blob.digest, size: blob.size, transfer };
-        }, true);
+  /** Single blobs, and `cat` into a bare Node pipe reader as the reference. */
+  async function measureBlobs(): Promise<void> {
+    // What a bare Node pipe reader costs, so our rows can be read against it.
+    await measure({ skopeo: '—', transfer: '`cat` → Node pipe, no library', workload: 'read' }, (mib) => {
+      const blob = onlyLayer(context.fixtures.blob(mib));
+      return { kind: 'cat', path: blob.path, size: blob.size };
+    }, false);
+    for (const release of releases) {
+      const transfers: BlobTransfer[] = release.raw ? ['GetRawBlob', 'GetBlob'] : ['GetBlob'];
+      for (const workload of WORKLOADS) {
+        // Extraction is disk-bound and slow: measured on each release's default transfer only.
+        for (const transfer of workload === 'extract' ? transfers.slice(0, 1) : transfers) {
+          await measure({ skopeo: release.label, transfer, workload }, (mib) => {
+            const image = context.fixtures.blob(mib);
+            const blob = onlyLayer(image);
+            return { kind: 'blob', workload, skopeo: release.path, reference: image.reference, digest: blob.digest, size: blob.size, transfer };
+          }, true);
+        }
       }
     }
   }
-  // Whole images, `IMAGE_JOBS` layers at a time: memory must not grow with the image or with jobs.
-  for (const release of releases) {
-    for (const workload of IMAGE_WORKLOADS) {
-      await measure({ skopeo: release.label, transfer: `default, jobs ${IMAGE_JOBS}`, workload: `${workload}, ${MEMORY_IMAGE_LAYERS} layers` }, (mib) => {
-        const image = context.fixtures.layers(MEMORY_IMAGE_LAYERS, mib / MEMORY_IMAGE_LAYERS);
-        const size = image.layers.reduce((sum, layer) => sum + layer.size, 0);
-        return { kind: 'image', workload, skopeo: release.path, reference: image.reference, size, jobs: IMAGE_JOBS };
-      }, true);
+
+  /** Whole images, `jobs` layers at a time: memory must not grow with the image or with jobs. */
+  async function measureImages(): Promise<void> {
+    for (const release of releases) {
+      for (const workload of IMAGE_WORKLOADS) {
+        for (const jobs of options.memoryJobs) {
+          await measure({ skopeo: release.label, transfer: `default, jobs ${jobs}`, workload: `${workload}, ${MEMORY_IMAGE_LAYERS} layers` }, (mib) => {
+            const image = context.fixtures.layers(MEMORY_IMAGE_LAYERS, mib / MEMORY_IMAGE_LAYERS);
+            const size = image.layers.reduce((sum, layer) => sum + layer.size, 0);
+            return { kind: 'image', workload, skopeo: release.path, reference: image.reference, size, jobs };
+          }, true);
+        }
+      }
     }
   }
+  if (options.memoryRows.has('blobs')) await measureBlobs();
+  if (options.memoryRows.has('images')) await measureImages();
   const body = [
     `One fresh Node process per measurement (${options.runs} per row; sizes alternate within each round). ` +
       `Growth = peak RSS during the transfer (VmHWM reset via /proc/self/clear_refs, and 10 ms samples) minus RSS right before it (after a GC). MiB, median (min–max); the goal is judged on the max. ` +
