@@ -8,17 +8,19 @@
  * every source mapped serves the whole file.
  */
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync, readdirSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createRegistryServer, formatRequestLog, ImageProxy, pullImage, type RegistryServer, type RequestLogEntry } from '../src/index.js';
-import { baseConfig, tempDir } from './support/env.js';
+import { baseConfig, SKOPEO, tempDir } from './support/env.js';
 import { buildImage, noise, sha256, type BuiltImage, type LayerSpec } from './support/oci-layout.js';
 import { RELEASE, SKOPEO_RELEASE } from './support/skopeo-release.js';
-import { makeCertificates, skopeoAsync, startRegistry, type TestRegistry } from './support/registry.js';
+import { makeCertificates, run, skopeoAsync, startRegistry, type TestRegistry } from './support/registry.js';
 
 const scratch = tempDir('cip-serve-test-');
 const dir = (name: string): string => join(scratch.path, name);
@@ -440,5 +442,125 @@ describe('serve: endpoint auth and TLS', () => {
     const got = await copyToDir(`docker://127.0.0.1:${securedPort}/app:v1`, 'got-tls', [`--src-authfile=${authFile}`, `--src-cert-dir=${certs.clientCertDir}`]);
     assert.equal(got.digest, source.manifestDigest);
     await assert.rejects(copyToDir(`docker://127.0.0.1:${securedPort}/app:v1`, 'got-tls-anon', [`--src-cert-dir=${certs.clientCertDir}`, '--src-no-creds']));
+  });
+});
+
+describe('serve: podman pull (rootful, a private store)', { skip: process.getuid?.() !== 0 ? 'podman pull into a private store needs root' : false }, () => {
+  /** podman with its own store and a registries.conf that marks this server insecure (plain HTTP). */
+  function podman(store: string, ...args: string[]): Promise<string> {
+    const conf = join(store, 'registries.conf');
+    writeFileSync(conf, `[[registry]]\nlocation = "127.0.0.1:${port}"\ninsecure = true\n`);
+    const env = { ...process.env, CONTAINERS_REGISTRIES_CONF: conf };
+    const global = ['--root', join(store, 'root'), '--runroot', join(store, 'run'), '--storage-driver', 'vfs', '--events-backend', 'none', '--cgroup-manager', 'cgroupfs'];
+    return run('podman', [...global, ...args], { env, timeoutMs: 120_000 }).then((result) => result.stdout.trim());
+  }
+
+  it('podman pulls from oci:, docker-archive: and a registry (v2s2) through the server: the repository digest it records is the one served', async () => {
+    const store = dir('podman');
+    mkdirSync(store);
+    for (const [name, tag] of [['app', 'v1'], ['archive', 'latest'], ['mirror/ns/v2s2', 'v1']] as const) {
+      const image = `127.0.0.1:${port}/${name}:${tag}`;
+      await podman(store, 'pull', '--quiet', image);
+      // RepoDigests, not .Digest: podman keys images by config, and app:v1 and archive:latest share theirs.
+      const digests = JSON.parse(await podman(store, 'image', 'inspect', '--format', '{{json .RepoDigests}}', image)) as string[];
+      assert.ok(digests.includes(`127.0.0.1:${port}/${name}@${(await served(name, tag)).digest}`), `${image}: ${digests.join(' ')}`);
+    }
+  });
+
+  it("podman's local store, served: pulled back through the server, the layers are the stored ones (uncompressed, with their diff_ids)", async () => {
+    const store = dir('podman');
+    const storage = `containers-storage:[vfs@${join(store, 'root')}+${join(store, 'run')}]`;
+    await using local = await createRegistryServer({ proxy, repositories: [{ name: 'stored', source: `${storage}127.0.0.1:${port}/app` }] });
+    const localPort = (await local.listen(0)).port;
+    const got = await copyToDir(`docker://127.0.0.1:${localPort}/stored:v1`, 'got-storage', PLAIN);
+    assert.deepEqual(got.config.rootfs.diff_ids, source.layers.map((l) => l.diffId));
+    assert.deepEqual(got.manifest.layers.map((l) => l.digest), source.layers.map((l) => l.diffId), 'the store serves its layers uncompressed');
+  });
+});
+
+describe('serve: the command line', () => {
+  const BIN = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
+
+  /** Starts `containers-image-proxy serve ARGS` and waits for its "serving on" line; its port, stderr so far, and the child. */
+  async function startCli(args: string[]): Promise<{ port: number; child: ReturnType<typeof spawn>; stderr: () => string; exited: Promise<number | null> }> {
+    const child = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', '--skopeo', SKOPEO, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await eventually(() => /serving on http:\/\/127\.0\.0\.1:\d+\/v2\//.test(stderr) || child.exitCode !== null, 'the serving line', 20_000);
+    const match = /serving on http:\/\/127\.0\.0\.1:(\d+)\//.exec(stderr);
+    assert.ok(match, stderr);
+    return { port: Number(match[1]), child, stderr: () => stderr, exited };
+  }
+
+  it('usage errors exit 2 and say what to do; --help shows the mappings and examples', () => {
+    const help = spawnSync(process.execPath, [BIN, 'serve', '--help'], { encoding: 'utf8' });
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /--map NAME=SOURCE/);
+    assert.match(help.stdout, /podman pull --tls-verify=false 127\.0\.0\.1:5000\/app:1\.0/);
+    for (const [args, message] of [
+      [[], /at least one --map/],
+      [['--map', 'app'], /NAME=SOURCE/],
+      [['--map', 'App=oci:/x'], /not a repository name/],
+      [['--map', 'app=http://x'], /not a source this server can serve/],
+      [['--map', 'app=oci:/x:v1'], /already names a tag/],
+      [['--map', 'app=oci:/x', '--listen', 'nowhere'], /--listen takes HOST:PORT/],
+    ] as const) {
+      const result = spawnSync(process.execPath, [BIN, 'serve', ...args], { encoding: 'utf8' });
+      assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, message);
+    }
+  });
+
+  it('--auth-file, --max-connections, the log line on stderr, and a graceful SIGTERM that stops skopeo', async () => {
+    const authFile = dir('cli-auth');
+    const password = 'cli-' + createHash('sha256').update(String(Math.random())).digest('hex').slice(0, 12);
+    writeFileSync(authFile, `puller:${password}\n`, { mode: 0o600 });
+    const cli = await startCli(['--map', `app=oci:${dir('app')}`, '--auth-file', authFile, '--max-connections', '1', '--shutdown-timeout', '1']);
+    const authorization = `Basic ${Buffer.from(`puller:${password}`).toString('base64')}`;
+    assert.equal((await fetchRaw('GET', '/v2/app/manifests/v1', { port: cli.port })).status, 401);
+    const ok = await fetchRaw('GET', '/v2/app/manifests/v1', { port: cli.port, headers: { authorization } });
+    assert.equal(sha256(ok.body), source.manifestDigest);
+    await eventually(() => / GET \/v2\/app\/manifests\/v1 200 \d+ \d+ms\n/.test(cli.stderr()), 'the log line');
+    assert.match(cli.stderr(), /^\S+Z 127\.0\.0\.1 GET \/v2\/app\/manifests\/v1 401 \d+ \d+ms$/m);
+    // One connection at a time: a second is closed while the first is open.
+    const held = connect(cli.port, '127.0.0.1');
+    await new Promise((resolve) => held.once('connect', resolve));
+    await assert.rejects(fetchRaw('GET', '/v2/', { port: cli.port, headers: { authorization } }), /socket hang up|ECONNRESET/);
+    held.destroy();
+    // Once the server saw it close, connections are served again.
+    for (let attempt = 0; ; attempt++) {
+      const answer = await fetchRaw('GET', '/v2/', { port: cli.port, headers: { authorization } }).catch(() => undefined);
+      if (answer?.status === 200) break;
+      assert.ok(attempt < 100, 'the server serves again once the held connection is closed');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // A transfer under way at SIGTERM: cut after --shutdown-timeout; skopeo stopped; exit 0.
+    const skopeoPids = (): number[] =>
+      readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).filter((pid) => {
+        try {
+          const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+          return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === cli.child.pid;
+        } catch {
+          return false;
+        }
+      }).map(Number);
+    await eventually(() => skopeoPids().length > 0, 'the skopeo child');
+    const children = skopeoPids();
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: cli.port, path: `/v2/app/blobs/${source.layers[1]!.digest}`, headers: { authorization }, agent: false }, (res) => {
+        res.pause(); // a transfer that will not finish by itself
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(status, 200);
+    cli.child.kill('SIGTERM');
+    const started = Date.now();
+    assert.equal(await cli.exited, 0, cli.stderr());
+    assert.ok(Date.now() - started < 10_000);
+    await eventually(() => children.every((pid) => !existsSync(`/proc/${pid}`)), 'skopeo to exit');
+    assert.ok(!cli.stderr().includes(password), 'the password is never logged');
   });
 });
