@@ -34,7 +34,7 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 /** Compiled bench scripts (memory children run from here). */
 export const BUILD_DIR = dirname(fileURLToPath(import.meta.url));
 
-export const SCENARIOS = ['streaming', 'metadata', 'concurrency', 'memory', 'pull', 'extract', 'real-rootfs', 'tiny-files', 'scaling', 'zstd', 'network'] as const;
+export const SCENARIOS = ['streaming', 'metadata', 'concurrency', 'memory', 'pull', 'extract', 'real-rootfs', 'tiny-files', 'scaling', 'zstd', 'network', 'serve'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -45,6 +45,8 @@ export interface BenchOptions {
   layerCount: number;
   /** Each of the 4 layers of the pull image. */
   pullLayerMiB: number;
+  /** Each of the 4 layers of scenario 12's image (serve). */
+  serveLayerMiB: number;
   /** Each of the 3 layers of the extract image. */
   extractLayerMiB: number;
   memoryMiB: number[];
@@ -94,6 +96,7 @@ export function readOptions(): BenchOptions {
     layerMiB: num('BENCH_LAYER_MIB', quick ? 8 : 128, false),
     layerCount: num('BENCH_LAYERS', 8, true),
     pullLayerMiB: num('BENCH_PULL_LAYER_MIB', quick ? 8 : 256, false),
+    serveLayerMiB: num('BENCH_SERVE_LAYER_MIB', quick ? 8 : 128, false),
     extractLayerMiB: num('BENCH_EXTRACT_LAYER_MIB', quick ? 8 : 100, false),
     memoryMiB: list('BENCH_MEMORY_MIB', quick ? [32, 128] : [256, 1024]),
     scalingMiB: list('BENCH_SCALING_MIB', quick ? [4, 16, 64] : [16, 256, 1024]),
