@@ -18,6 +18,7 @@
  *   BENCH_NET_MBPS=N         scenario 11 per-connection rate in MB/s (default 20)
  *   BENCH_NET_LATENCY_MS=N   scenario 11 latency before each answer (default 5)
  *   BENCH_PULL_LAYER_MIB=N   each of the 4 layers of the pull image (default 256)
+ *   BENCH_SERVE_LAYER_MIB=N  each of the 4 layers of the serve image (default 128: 512 MiB in all)
  *   BENCH_EXTRACT_LAYER_MIB=N each of the 3 layers of the extract image (default 100)
  *   BENCH_CACHE=DIR          fixture cache (default .cache/bench)
  *   BENCH_OUT=FILE           Markdown output (default bench/RESULTS.md; quick: .cache/bench/RESULTS-quick.md)
