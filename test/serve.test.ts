@@ -404,16 +404,19 @@ describe('serve: faults, limits and load', () => {
   });
 
   it('a blob corrupt at the source: never a whole 200; skopeo copy fails', async () => {
-    const corrupt = buildImage(dir('corrupt'), 'bad', LAYERS); // its config names the tag: another manifest than app:v1's
-    const layer = corrupt.layers[1]!;
-    const bytes = readFileSync(layer.path);
-    const middle = bytes.length >> 1;
-    bytes[middle] = bytes[middle]! ^ 0xff; // same size, one byte flipped mid-blob
-    writeFileSync(layer.path, bytes);
+    // Its config names the tag: another manifest than app:v1's. A large layer, and a small one the socket takes whole at once.
+    const small: LayerSpec = { compression: 'none', entries: [{ type: 'file', name: 'small.bin', content: noise(300_000, 9) }] };
+    const corrupt = buildImage(dir('corrupt'), 'bad', [...LAYERS, small]);
     await fetchRaw('GET', '/v2/corrupt/manifests/bad');
-    const answer = await fetchRaw('GET', `/v2/corrupt/blobs/${layer.digest}`);
-    assert.ok(answer.status === 500 || answer.aborted, `status ${answer.status}, ${answer.body.length} of ${layer.size} bytes`);
-    assert.ok(answer.body.length < layer.size, 'the body is short: the last bytes wait for verification');
+    for (const layer of [corrupt.layers[1]!, corrupt.layers[3]!]) {
+      const bytes = readFileSync(layer.path);
+      const middle = bytes.length >> 1;
+      bytes[middle] = bytes[middle]! ^ 0xff; // same size, one byte flipped mid-blob
+      writeFileSync(layer.path, bytes);
+      const answer = await fetchRaw('GET', `/v2/corrupt/blobs/${layer.digest}`);
+      assert.ok(answer.status === 500 || answer.aborted, `status ${answer.status}, ${answer.body.length} of ${layer.size} bytes`);
+      assert.ok(answer.body.length < layer.size, `${answer.body.length} of ${layer.size} bytes: the last bytes wait for verification`);
+    }
     await assert.rejects(copyToDir(through('corrupt:bad'), 'got-corrupt', PLAIN));
     const good = await fetchRaw('GET', `/v2/corrupt/blobs/${corrupt.layers[0]!.digest}`);
     assert.equal(sha256(good.body), corrupt.layers[0]!.digest, 'the proxy still serves');
