@@ -233,7 +233,13 @@ export class RegistryServer {
       res.end(head ? undefined : blob.bytes);
       return;
     }
-    const { image: opened, release } = await image.acquire();
+    let acquired: Awaited<ReturnType<ServedImage['acquire']>>;
+    try {
+      acquired = await image.acquire();
+    } catch (error) {
+      return sendError(res, error, 'blob', false); // e.g. the image changed at the source since its manifest was served
+    }
+    const { image: opened, release } = acquired;
     try {
       const outcome = await respondWithBlob(res, () => this.proxy.getBlob(opened, digest, blob.size), blob, this.#clientIdleTimeoutMs, sent).catch((error: unknown) => {
         sendError(res, error, 'blob', false);
