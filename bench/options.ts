@@ -20,6 +20,7 @@
  *   BENCH_NET_MBPS=N         scenario 11 per-connection rate in MB/s (default 20)
  *   BENCH_NET_LATENCY_MS=N   scenario 11 latency before each answer (default 5)
  *   BENCH_PULL_LAYER_MIB=N   each of the 4 layers of the pull image (default 256)
+ *   BENCH_SERVE_LAYER_MIB=N  each of the 4 layers of the serve image (default 128: 512 MiB in all)
  *   BENCH_EXTRACT_LAYER_MIB=N each of the 3 layers of the extract image (default 100)
  *   BENCH_CACHE=DIR          fixture cache (default .cache/bench)
  *   BENCH_OUT=FILE           Markdown output (default bench/RESULTS.md; quick: .cache/bench/RESULTS-quick.md)
@@ -36,7 +37,7 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 /** Compiled bench scripts (memory children run from here). */
 export const BUILD_DIR = dirname(fileURLToPath(import.meta.url));
 
-export const SCENARIOS = ['streaming', 'metadata', 'concurrency', 'memory', 'pull', 'extract', 'real-rootfs', 'tiny-files', 'scaling', 'zstd', 'network'] as const;
+export const SCENARIOS = ['streaming', 'metadata', 'concurrency', 'memory', 'pull', 'extract', 'real-rootfs', 'tiny-files', 'scaling', 'zstd', 'network', 'serve'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 /** Scenario 4's row groups: single blobs, and whole images. */
@@ -51,6 +52,8 @@ export interface BenchOptions {
   layerCount: number;
   /** Each of the 4 layers of the pull image. */
   pullLayerMiB: number;
+  /** Each of the 4 layers of scenario 12's image (serve). */
+  serveLayerMiB: number;
   /** Each of the 3 layers of the extract image. */
   extractLayerMiB: number;
   memoryMiB: number[];
@@ -110,6 +113,7 @@ export function readOptions(): BenchOptions {
     layerMiB: num('BENCH_LAYER_MIB', quick ? 8 : 128, false),
     layerCount: num('BENCH_LAYERS', 8, true),
     pullLayerMiB: num('BENCH_PULL_LAYER_MIB', quick ? 8 : 256, false),
+    serveLayerMiB: num('BENCH_SERVE_LAYER_MIB', quick ? 8 : 128, false),
     extractLayerMiB: num('BENCH_EXTRACT_LAYER_MIB', quick ? 8 : 100, false),
     memoryMiB: list('BENCH_MEMORY_MIB', quick ? [32, 128] : [256, 1024]),
     memoryJobs: list('BENCH_MEMORY_JOBS', [4]),

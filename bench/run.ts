@@ -16,6 +16,7 @@ import { network } from './scenarios/network.js';
 import { extractToDisk, pullToDisk } from './scenarios/pull.js';
 import { realRootfs, tinyFiles } from './scenarios/real-extract.js';
 import { scaling } from './scenarios/scaling.js';
+import { serve } from './scenarios/serve.js';
 import { streaming } from './scenarios/streaming.js';
 import { zstd } from './scenarios/zstd.js';
 import { table } from './stats.js';
@@ -32,6 +33,7 @@ const SCENARIO_FUNCTIONS: Record<ScenarioName, Scenario> = {
   scaling,
   zstd,
   network,
+  serve,
 };
 
 const started = performance.now();

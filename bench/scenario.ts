@@ -80,6 +80,7 @@ export function prepareFixtures(fixtures: Fixtures, options: BenchOptions): void
   if (only.has('concurrency')) fixtures.layers(options.layerCount, options.layerMiB);
   if (only.has('pull')) fixtures.layers(4, options.pullLayerMiB);
   if (only.has('extract')) fixtures.layers(3, options.extractLayerMiB);
+  if (only.has('serve')) fixtures.layers(4, options.serveLayerMiB);
   if (only.has('memory')) {
     for (const mib of options.memoryMiB) {
       if (options.memoryRows.has('blobs')) fixtures.blob(mib);

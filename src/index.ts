@@ -48,3 +48,15 @@ export { classifyMessage, type FailureKind } from './skopeo-messages.js';
 export { FEATURE_VERSIONS, MINIMUM_PROTOCOL_VERSION, UNKNOWN_SIZE, type Feature } from './protocol.js';
 export * from './errors.js';
 export { MediaType, type ConvertedLayerInfo, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest } from './oci.js';
+export {
+  createRegistryServer,
+  formatRequestLog,
+  parseCredentials,
+  parseMapping,
+  RegistryServer,
+  type BasicCredentials,
+  type RegistryCloseOptions,
+  type RegistryServerOptions,
+  type RepositoryMapping,
+  type RequestLogEntry,
+} from './serve/server.js';

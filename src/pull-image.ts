@@ -1,18 +1,10 @@
 /**
  * {@link pullImage}: copies an image from the proxy into an OCI layout and
- * writes a manifest that describes exactly the bytes written:
- *  - the config comes from GetFullConfig, which serves the config of the
- *    manifest the proxy converted to OCI (for a Docker schema 2 source the
- *    converted config is a blob the source does not store);
- *  - the layers are the blobs the source can serve (`getLayerInfo`), which
- *    for `containers-storage:` are not the manifest's but the uncompressed
- *    layers under their diff_ids (on protocol 0.2.3 their sizes are learnt
- *    as they are fetched);
- *  - each layer's media type names the compression its bytes actually have
- *    (a `docker-archive:` layer is plain tar whatever the converted manifest
- *    says).
- * When any of this differs from the source, the manifest written is a new one
- * and {@link PulledImage.changes} says why.
+ * writes a manifest that describes exactly the bytes written (see
+ * image-manifest.ts for how: the config from GetFullConfig, the layers the
+ * source serves, media types from the bytes). When any of this differs from
+ * the source, the manifest written is a new one and
+ * {@link PulledImage.changes} says why.
  */
 import type { Readable } from 'node:stream';
 import { Writable } from 'node:stream';
@@ -21,9 +13,9 @@ import type { Compression } from './decompress.js';
 import type { BlobSkippedEvent, ImageBlob } from './image-events.js';
 import { imageCall, largestFirst, runJobs, transferBlob, withSourceImage, type ImageCall, type ImageOptions, type ImageSource } from './image-session.js';
 import type { OpenedImage } from './images.js';
-import { parseManifest } from './metadata.js';
-import { MediaType, type ConvertedLayerInfo, type Descriptor, type ImageManifest } from './oci.js';
-import { algorithmOf, checkTag, digestOf, HeadSniffer, OciLayoutWriter, type BlobStep } from './oci-layout.js';
+import { consistentManifest, servableImage } from './image-manifest.js';
+import { MediaType, type ImageManifest } from './oci.js';
+import { algorithmOf, checkTag, HeadSniffer, OciLayoutWriter, type BlobStep } from './oci-layout.js';
 import { UNKNOWN_SIZE } from './protocol.js';
 import type { ImageProxy } from './proxy.js';
 
@@ -93,34 +85,14 @@ export async function pullImage(source: ImageSource, reference: string, layoutDi
 /** {@link pullImage} on an opened image. */
 async function copyImage(proxy: ImageProxy, image: OpenedImage, layout: OciLayoutWriter | null, tag: string, call: ImageCall): Promise<PulledImage> {
   const { signal, reporter } = call;
-  const { digest: sourceDigest, raw } = await proxy.fetchManifestRaw(image, { signal });
-  const manifest = parseManifest(raw);
-  const algorithm = algorithmOf(sourceDigest);
-  const converted = digestOf(raw, algorithm) !== sourceDigest;
-  const changes = converted ? [`the proxy converted the source's manifest to OCI`] : [];
-
-  const served = servedLayers(manifest.layers, await proxy.getLayerInfo(image, { signal }));
-  changes.push(...served.changes);
-
-  // The config: GetFullConfig serves the config of the manifest GetManifest
-  // served. It re-serialises the config as OCI, so for a manifest the proxy
-  // did not convert it differs from the blob the manifest names whenever that
-  // blob is not in Go's own JSON form; that blob is then the source's to serve.
-  let config = manifest.config;
-  const servedConfig = await proxy.fetchConfigRaw(image, { signal });
-  const configMatches = digestOf(servedConfig, algorithmOf(config.digest)) === config.digest && servedConfig.length === config.size;
-  const configServed = configMatches || converted;
-  if (configServed && !configMatches) {
-    const digest = digestOf(servedConfig, 'sha256');
-    changes.push(`the proxy serves the config ${digest} (${servedConfig.length} bytes), not ${config.digest} (${config.size} bytes) that the converted manifest names`);
-    config = { ...config, digest, size: servedConfig.length };
-  }
+  const servable = await servableImage(proxy, image, signal);
+  const { config, configBytes: servedConfig } = servable;
 
   const blobs: PulledBlob[] = [
     { digest: config.digest, size: config.size, role: 'config', fetched: true },
-    ...served.layers.map((layer, index) => ({ digest: layer.digest, size: layer.size, role: index, fetched: true })),
+    ...servable.layers.map((layer, index) => ({ digest: layer.digest, size: layer.size, role: index, fetched: true })),
   ];
-  reporter.resolved(image.reference, sourceDigest, blobs, call.jobs);
+  reporter.resolved(image.reference, servable.sourceDigest, blobs, call.jobs);
 
   /** Copies one blob (unless the layout has it whole); its compression, and its size once known. */
   const copy = async (blob: PulledBlob, blobSignal: AbortSignal): Promise<{ compression: Compression; size: number }> => {
@@ -139,7 +111,7 @@ async function copyImage(proxy: ImageProxy, image: OpenedImage, layout: OciLayou
   };
 
   const configBlob = blobs[0]!;
-  if (configServed) {
+  if (servedConfig) {
     if (layout && (await layout.hasVerifiedBlob(config.digest, config.size))) {
       configBlob.fetched = false;
       reporter.skipped(configBlob, 'present');
@@ -161,104 +133,26 @@ async function copyImage(proxy: ImageProxy, image: OpenedImage, layout: OciLayou
     copied[index] = await copy(layerBlobs[index]!, blobSignal);
   });
 
-  const layers = served.layers.map((descriptor, i) => {
+  const layers = servable.layers.map((descriptor, i) => {
     const { compression, size } = copied[i]!;
     // A layer whose size was unknown is described with the size of the bytes written.
     return { descriptor: descriptor.size === UNKNOWN_SIZE ? { ...descriptor, size } : descriptor, compression };
   });
-  const written = writtenManifest(raw, manifest, config, layers);
-  changes.push(...written.changes);
-  // The source's own bytes keep the source's digest algorithm; anything new is sha256.
-  const manifestAlgorithm = written.raw === raw && !converted ? algorithm : 'sha256';
-  const manifestDigest = digestOf(written.raw, manifestAlgorithm);
+  const written = consistentManifest(servable, layers);
   if (layout) {
-    await layout.writeBlobBytes(written.raw, manifestAlgorithm);
-    await layout.tag({ mediaType: written.manifest.mediaType ?? MediaType.ImageManifest, digest: manifestDigest, size: written.raw.length }, tag);
+    await layout.writeBlobBytes(written.raw, algorithmOf(written.digest));
+    await layout.tag({ mediaType: written.manifest.mediaType ?? MediaType.ImageManifest, digest: written.digest, size: written.raw.length }, tag);
   }
-  reporter.done(sourceDigest);
+  reporter.done(servable.sourceDigest);
   return {
-    manifestDigest,
+    manifestDigest: written.digest,
     size: written.raw.length,
     manifest: written.manifest,
     tag,
-    sourceDigest,
-    changes: manifestDigest === sourceDigest ? [] : changes,
+    sourceDigest: servable.sourceDigest,
+    changes: written.changes,
     blobs: blobs.map((blob, i) => (i > 0 && blob.size === UNKNOWN_SIZE ? { ...blob, size: copied[i - 1]!.size } : blob)),
   };
-}
-
-/**
- * The layers to copy: the blobs the source serves (GetLayerInfo). Where one
- * is the manifest's layer (same digest and size) the manifest's descriptor is
- * kept; otherwise the served blob replaces it (without the manifest's
- * annotations, which described other bytes). A different number of blobs
- * replaces the manifest's layers altogether.
- */
-export function servedLayers(manifestLayers: readonly Descriptor[], served: readonly ConvertedLayerInfo[]): { layers: Descriptor[]; changes: string[] } {
-  const fromInfo = (info: ConvertedLayerInfo): Descriptor => ({ mediaType: info.mediaType, digest: info.digest, size: info.size });
-  if (served.length !== manifestLayers.length) {
-    return {
-      layers: served.map(fromInfo),
-      changes: [`the source serves ${served.length} layer blobs where its manifest lists ${manifestLayers.length}: those blobs replace the manifest's layers`],
-    };
-  }
-  const changes: string[] = [];
-  const layers = manifestLayers.map((layer, i) => {
-    const info = served[i]!;
-    if (info.digest === layer.digest && (info.size === layer.size || info.size === UNKNOWN_SIZE)) return layer;
-    const size = info.size === UNKNOWN_SIZE ? '' : ` (${info.size} bytes)`; // unknown before it is fetched (containers-storage on 0.2.3)
-    changes.push(`layer ${i}: the source serves ${info.digest}${size} instead of ${layer.digest} (${layer.size} bytes)`);
-    return fromInfo(info);
-  });
-  return { layers, changes };
-}
-
-/** Tar layer media types, by family: OCI, OCI non-distributable, and their Docker counterparts. */
-const LAYER_FAMILIES: Array<{ oci: string; names: RegExp }> = [
-  { oci: MediaType.Layer, names: /^application\/vnd\.(?:oci\.image\.layer\.v1\.tar(?:\+(?:gzip|zstd))?|docker\.image\.rootfs\.diff\.tar(?:\.(?:gzip|zstd))?)$/ },
-  {
-    oci: 'application/vnd.oci.image.layer.nondistributable.v1.tar',
-    names: /^application\/vnd\.(?:oci\.image\.layer\.nondistributable\.v1\.tar(?:\+(?:gzip|zstd))?|docker\.image\.rootfs\.foreign\.diff\.tar(?:\.(?:gzip|zstd))?)$/,
-  },
-];
-
-/**
- * The OCI media type for a tar layer declared as `mediaType` whose bytes have
- * `compression`: `application/vnd.oci.image.layer.v1.tar`, `+gzip` or
- * `+zstd` (Docker's types become OCI's, non-distributable stays so). Media
- * types that are not tar layers (artifacts, encrypted layers) are returned
- * unchanged.
- */
-export function layerMediaType(mediaType: string, compression: Compression): string {
-  const family = LAYER_FAMILIES.find((f) => f.names.test(mediaType));
-  if (!family) return mediaType;
-  return compression === 'none' ? family.oci : `${family.oci}+${compression}`;
-}
-
-const COMPRESSION_WORDS: Record<Compression, string> = { none: 'uncompressed tar', gzip: 'gzip', zstd: 'zstd' };
-
-/**
- * The manifest that describes the blobs written: `config`, and each layer
- * with the media type of its compression. The source's bytes when nothing
- * differs (`raw` itself is returned), else a new serialisation.
- */
-export function writtenManifest(
-  raw: Buffer,
-  manifest: ImageManifest,
-  config: Descriptor,
-  layers: ReadonlyArray<{ descriptor: Descriptor; compression: Compression }>,
-): { raw: Buffer; manifest: ImageManifest; changes: string[] } {
-  const changes: string[] = [];
-  const described = layers.map(({ descriptor, compression }, i) => {
-    const mediaType = layerMediaType(descriptor.mediaType, compression);
-    if (mediaType === descriptor.mediaType) return descriptor;
-    changes.push(`layer ${i} (${descriptor.digest}) is ${COMPRESSION_WORDS[compression]}: written as ${mediaType}, not ${descriptor.mediaType}`);
-    return { ...descriptor, mediaType };
-  });
-  const same = config === manifest.config && described.length === manifest.layers.length && described.every((layer, i) => layer === manifest.layers[i]);
-  if (same) return { raw, manifest, changes };
-  const updated: ImageManifest = { ...manifest, config, layers: described };
-  return { raw: Buffer.from(JSON.stringify(updated)), manifest: updated, changes };
 }
 
 async function* once(chunk: Buffer): AsyncGenerator<Buffer> {

@@ -198,5 +198,30 @@ export const MUTANTS = [
     test: 'images',
     only: 'at most .jobs. layers',
   },
+  // --- serve (test/serve.test.ts)
+  {
+    name: 'serve sends the last chunk of a blob before it is verified',
+    file: 'src/serve/blob-responder.ts',
+    find: '      held = next.value;',
+    replace: '      held = next.value;\n      sent.bytes += held.length;\n      res.write(held);\n      held = undefined;',
+    test: 'serve',
+    only: 'corrupt at the source',
+  },
+  {
+    name: 'serve takes layer media types on trust (no probe of the bytes)',
+    file: 'src/serve/image-cache.ts',
+    find: 'for (const descriptor of servable.layers) layers.push(await probeLayer(proxy, image, descriptor));',
+    replace: "for (const descriptor of servable.layers) layers.push({ descriptor, compression: /zstd/.test(descriptor.mediaType) ? 'zstd' : /gzip/.test(descriptor.mediaType) ? 'gzip' : 'none' });",
+    test: 'serve',
+    only: 'docker-archive:',
+  },
+  {
+    name: 'serve accepts any repository name (no grammar)',
+    file: 'src/serve/repositories.ts',
+    find: '  return name.length <= MAX_NAME_LENGTH && NAME.test(name);',
+    replace: '  return name.length > 0;',
+    test: 'serve',
+    only: 'traversal',
+  },
 
 ];

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `containers-image-proxy` command: inspect, layers, blob, pull and
- * extract, built on the library's public API and on its OCI layout module
+ * The `containers-image-proxy` command: inspect, layers, blob, pull,
+ * extract and serve, built on the library's public API and on its OCI layout module
  * (src/oci-layout.ts, not public yet).
  * Exit codes: 0 success, 1 operational error, 2 usage error.
  */
@@ -12,10 +12,11 @@ import * as extract from './commands/extract.js';
 import * as inspect from './commands/inspect.js';
 import * as layers from './commands/layers.js';
 import * as pull from './commands/pull.js';
+import * as serve from './commands/serve.js';
 import { GLOBAL_HELP, splitLeadingOptions, UsageError } from './options.js';
 
 const PROGRAM = 'containers-image-proxy';
-const COMMANDS: Record<string, { help: string; run(args: string[]): Promise<void> }> = { inspect, layers, blob, pull, extract };
+const COMMANDS: Record<string, { help: string; run(args: string[]): Promise<void> }> = { inspect, layers, blob, pull, extract, serve };
 
 const USAGE = `Usage: ${PROGRAM} [GLOBAL OPTIONS] COMMAND [OPTIONS]
 
@@ -29,6 +30,7 @@ Commands:
   blob IMAGE DIGEST        one verified blob to stdout or a file
   pull IMAGE DIR           the image as an OCI layout in DIR
   extract IMAGE DIR        the image's root filesystem, unpacked into DIR
+  serve --map NAME=SOURCE  a read-only OCI registry of the mapped sources
 
 Run '${PROGRAM} COMMAND --help' for a command's options and examples.
 Global options go before or after the command: as skopeo and podman take them,

@@ -108,7 +108,7 @@ export function freePort(): Promise<number> {
  * layout containers/image expects from `--cert-dir` (`*.crt` are CAs; a stray
  * `*.key` without its `*.cert` would be an error).
  */
-async function makeCertificates(dir: string): Promise<{ caCert: string; serverCert: string; serverKey: string; clientCertDir: string }> {
+export async function makeCertificates(dir: string): Promise<{ caCert: string; serverCert: string; serverKey: string; clientCertDir: string }> {
   const tlsDir = join(dir, 'tls');
   const clientCertDir = join(dir, 'client-certs');
   mkdirSync(tlsDir, { recursive: true });

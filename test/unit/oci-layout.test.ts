@@ -12,7 +12,7 @@ import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { InvalidArgumentError, type Descriptor, type ImageManifest } from '../../src/index.js';
 import { OciLayoutError, OciLayoutWriter } from '../../src/oci-layout.js';
-import { layerMediaType, servedLayers, writtenManifest } from '../../src/pull-image.js';
+import { layerMediaType, servedLayers, writtenManifest } from '../../src/image-manifest.js';
 import { tempDir } from '../support/env.js';
 import { sha256 } from '../support/oci-layout.js';
 
