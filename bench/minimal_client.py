@@ -64,25 +64,32 @@ class Proxy:
         self.sock.close()
 
 
+# One buffer read into again and again (os.readv). os.read would allocate a
+# fresh 1 MiB bytes object per call and shrink it to the bytes read: glibc
+# serves that with mmap, mremap and munmap per read, and on this machine that
+# cost 11 s (6 s sys) per 512 MiB instead of under 1 s.
+BUFFER = memoryview(bytearray(READ_SIZE))
+
+
 def read_exactly(fd, size):
     got = 0
     while got < size:
-        chunk = os.read(fd, min(READ_SIZE, size - got))
-        if not chunk:
+        n = os.readv(fd, [BUFFER[: min(READ_SIZE, size - got)]])
+        if not n:
             break
-        got += len(chunk)
+        got += n
     return got
 
 
 def read_to_eof(fd, hasher=None):
     got = 0
     while True:
-        chunk = os.read(fd, READ_SIZE)
-        if not chunk:
+        n = os.readv(fd, [BUFFER])
+        if not n:
             return got
-        got += len(chunk)
+        got += n
         if hasher is not None:
-            hasher.update(chunk)
+            hasher.update(BUFFER[:n])
 
 
 def read_all(fd):
