@@ -1,15 +1,23 @@
 // Blob pipes read off the main thread (src/blobs/blob-pipe.ts holds the policy).
 //
 //   new BlobReader(fd, algorithm | null, onChunk)   takes the fd; one thread per pipe
-//     .read(buffer)   the thread fills `buffer` with what the pipe has (waiting for
-//                     the first byte, then up to COALESCE_MS for more), hashes it,
-//                     and calls onChunk(error, bytes) on the loop; bytes 0 is EOF
+//     .read()         the thread fills a CHUNK_BYTES block with what the pipe has
+//                     (waiting for the first byte, then up to COALESCE_MS for
+//                     more), hashes it, and calls onChunk(error, chunk) on the
+//                     loop; chunk null is EOF
 //     .digest()       the hex digest of every byte read (once EOF was delivered)
 //     .close()        cancels a pending read, joins the thread, closes the fd
 //   blobHashAvailable whether SHA-2 could be found in the Node process
 //
 // Only one read is outstanding at a time, and the thread reads only when asked:
-// a consumer that stops asking stops the reads (backpressure). The digest is
+// a consumer that stops asking stops the reads (backpressure).
+//
+// Blocks are recycled: a chunk is handed out as a Buffer over its block, and
+// the block goes back to a small pool when that Buffer is garbage collected
+// (it cannot be referenced any more), to be read into again. Fresh memory per
+// chunk cost more CPU than the hashing (page faults, unmapping: 2.1 against
+// 0.8 CPU s/GiB, bench/RESULTS.md). A chunk much smaller than a block is
+// copied out instead, and its block read into again at once. The digest is
 // OpenSSL's, the one inside the Node process (node:crypto's), found at run time
 // with dlopen(NULL)/dlsym through libuv: the prebuilt addon links nothing but
 // libc. Threads, locks and dlopen all come from libuv for the same reason
@@ -34,6 +42,50 @@
 // over: fewer, larger chunks for the loop, at little latency.
 #define COALESCE_MS 1
 #define THREAD_STACK (256 * 1024)
+// The pipe's capacity (src/blobs/stream-kit.ts BLOB_PIPE_BYTES): one read takes all it holds.
+#define CHUNK_BYTES (1024 * 1024)
+// Below this, a chunk is copied into a Buffer of its size.
+#define COPY_BELOW (CHUNK_BYTES / 4)
+// Free blocks kept for reuse, process-wide; beyond this they are freed.
+#define POOL_MAX 32
+
+// --- recycled blocks ---------------------------------------------------------
+static uv_once_t pool_once = UV_ONCE_INIT;
+static uv_mutex_t pool_lock;
+static void* pool[POOL_MAX];
+static int pool_count;
+
+static void pool_init(void) { uv_mutex_init(&pool_lock); }
+
+static void* block_get(void) {
+  uv_once(&pool_once, pool_init);
+  void* block = NULL;
+  uv_mutex_lock(&pool_lock);
+  if (pool_count > 0) block = pool[--pool_count];
+  uv_mutex_unlock(&pool_lock);
+  return block ? block : malloc(CHUNK_BYTES);
+}
+
+static void block_put(void* block) {
+  if (!block) return;
+  uv_once(&pool_once, pool_init);
+  uv_mutex_lock(&pool_lock);
+  if (pool_count < POOL_MAX) {
+    pool[pool_count++] = block;
+    block = NULL;
+  }
+  uv_mutex_unlock(&pool_lock);
+  free(block);
+}
+
+// The finalizer of a handed-out chunk: its Buffer is gone, the block is free.
+// V8 is told of the block while a Buffer holds it, so that garbage collection
+// (which frees blocks for reuse) keeps pace with the chunks handed out.
+static void block_release(napi_env env, void* data, void* hint) {
+  int64_t ignored;
+  napi_adjust_external_memory(env, -(int64_t)CHUNK_BYTES, &ignored);
+  block_put(data);
+}
 
 // --- SHA-2 from the process's OpenSSL --------------------------------------
 typedef struct evp_md_ctx EVP_MD_CTX;
@@ -66,7 +118,9 @@ static void resolve_openssl(void) {
 typedef struct {
   int fd, cancel_fd;
   napi_env env;
-  napi_ref callback, buffer;  // buffer: kept alive while the thread writes into it
+  napi_ref callback;
+  char* block;  // what the thread reads into; owned by the reader until handed out
+  int reading;  // a read is outstanding
   napi_async_context async_context;
   uv_async_t async;
   uv_thread_t thread;
@@ -176,8 +230,8 @@ static void reader_close(blob_reader_t* r) {
   uv_close((uv_handle_t*)&r->async, on_handle_closed);
   if (r->hooked) napi_remove_env_cleanup_hook(r->env, reader_cleanup, r);
   r->hooked = 0;
-  if (r->buffer) napi_delete_reference(r->env, r->buffer);
-  r->buffer = NULL;
+  block_put(r->block);  // the thread is joined: nothing writes into it any more
+  r->block = NULL;
   if (r->callback) napi_delete_reference(r->env, r->callback);
   r->callback = NULL;
   if (r->async_context) napi_async_destroy(r->env, r->async_context);
@@ -213,15 +267,24 @@ static void on_async(uv_async_t* handle) {
   napi_env env = r->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  napi_delete_reference(env, r->buffer);
-  r->buffer = NULL;
+  r->reading = 0;
   napi_value argv[2], callback, global, result;
+  napi_get_undefined(env, &argv[0]);
   if (error) {
     argv[0] = errno_error(env, error);
     napi_get_undefined(env, &argv[1]);
+  } else if (got == 0) {
+    napi_get_null(env, &argv[1]);
+  } else if (got < COPY_BELOW) {
+    void* copy;
+    napi_create_buffer_copy(env, got, r->block, &copy, &argv[1]);  // the block is read into again
+  } else if (napi_create_external_buffer(env, got, r->block, block_release, NULL, &argv[1]) == napi_ok) {
+    r->block = NULL;  // handed out: back to the pool when the Buffer is collected
+    int64_t ignored;
+    napi_adjust_external_memory(env, CHUNK_BYTES, &ignored);
   } else {
-    napi_get_undefined(env, &argv[0]);
-    napi_create_double(env, (double)got, &argv[1]);
+    void* copy;  // a runtime without external buffers: copy
+    napi_create_buffer_copy(env, got, r->block, &copy, &argv[1]);
   }
   napi_get_reference_value(env, r->callback, &callback);
   napi_get_global(env, &global);
@@ -310,28 +373,23 @@ static napi_value reader_new(napi_env env, napi_callback_info info) {
 }
 
 static napi_value reader_read(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  blob_reader_t* r = unwrap(env, info, &argc, argv);
-  void* data;
-  size_t length;
+  size_t argc = 0;
+  blob_reader_t* r = unwrap(env, info, &argc, NULL);
   if (!r || r->closed || r->ended) {
     napi_throw_error(env, "ECLOSED", "BlobReader is closed or at its end");
     return NULL;
   }
-  if (argc < 1 || napi_get_buffer_info(env, argv[0], &data, &length) != napi_ok || length == 0) {
-    napi_throw_type_error(env, NULL, "read(buffer: Buffer) needs a non-empty Buffer");
-    return NULL;
-  }
-  if (r->buffer) {
+  if (r->reading) {
     napi_throw_error(env, "EBUSY", "BlobReader: a read is already outstanding");
     return NULL;
   }
-  napi_create_reference(env, argv[0], 1, &r->buffer);
+  if (!r->block) r->block = block_get();
+  if (!r->block) return throw_errno(env, "BlobReader", ENOMEM);
+  r->reading = 1;
   uv_ref((uv_handle_t*)&r->async);  // a read in flight keeps the loop alive, as a reading socket does
   uv_mutex_lock(&r->lock);
-  r->target = data;
-  r->capacity = length;
+  r->target = r->block;
+  r->capacity = CHUNK_BYTES;
   uv_cond_signal(&r->wake);
   uv_mutex_unlock(&r->lock);
   return NULL;
@@ -341,7 +399,7 @@ static napi_value reader_digest(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   blob_reader_t* r = unwrap(env, info, &argc, NULL);
   napi_value result;
-  if (!r || r->closed || !r->hash || r->buffer) {
+  if (!r || r->closed || !r->hash || r->reading) {
     napi_throw_error(env, "EINVAL", "BlobReader: no digest (not hashing, closed, or a read is outstanding)");
     return NULL;
   }

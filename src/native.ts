@@ -22,8 +22,8 @@ export type PacketCallback = (error: (Error & { code?: string }) | null | undefi
 
 /** A blob pipe read (and hashed) on a thread of its own: native/blobreader.c. */
 export interface NativeBlobReader {
-  /** Fills `buffer` with what the pipe gives; the constructor's callback gets the byte count (0 at EOF). One read at a time. */
-  read(buffer: Buffer): void;
+  /** Reads what the pipe gives (up to 1 MiB); the constructor's callback gets it as a Buffer (null at EOF). One read at a time. */
+  read(): void;
   /** The hex digest of every byte read, once EOF was delivered (when made with an algorithm). */
   digest(): string;
   /** Cancels a read in flight, joins the thread, closes the fd. */
@@ -53,7 +53,7 @@ interface Addon {
   /** Reads a pipe to EOF (at most `maxBytes`), closes it, calls back once. */
   readAll(fd: number, maxBytes: number, callback: (error: (Error & { code?: string }) | undefined, data: Buffer | undefined) => void): void;
   /** Takes the fd; `algorithm` (`sha256`, `sha384`, `sha512`) hashes on the reader thread. */
-  BlobReader: new (fd: number, algorithm: string | null, onChunk: (error: (Error & { code?: string }) | undefined, bytes: number | undefined) => void) => NativeBlobReader;
+  BlobReader: new (fd: number, algorithm: string | null, onChunk: (error: (Error & { code?: string }) | undefined, chunk: Buffer | null | undefined) => void) => NativeBlobReader;
   /** Whether BlobReader can hash (the Node process's OpenSSL was found). */
   blobHashAvailable: boolean;
 }

@@ -9,20 +9,16 @@
  * the consumer has us resumed, one chunk at a time; a paused consumer holds
  * the reads (and skopeo's writer, once the pipe is full).
  *
- * Buffers: a read fills a CHUNK_BYTES buffer. A full (or mostly full) one is
- * handed to the consumer as is, and the next read gets a fresh one; a small
- * one is copied into a right-sized Buffer and the big one read into again, so
- * a consumer that holds many small chunks never pins 1 MiB for each.
+ * Buffers: a read fills a 1 MiB block of the addon's. A full (or mostly
+ * full) one is handed to the consumer as a Buffer over the block, which goes
+ * back to the addon's pool once that Buffer is garbage collected; a small one
+ * is copied into a right-sized Buffer and its block read into again, so a
+ * consumer that holds many small chunks never pins 1 MiB for each. (A fresh
+ * 1 MiB Buffer per chunk cost more CPU than the hashing: bench/RESULTS.md.)
  */
 import { createHash, type Hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { native, type NativeBlobReader } from '../native.js';
-
-/** Bytes per read: the pipe's capacity (BLOB_PIPE_BYTES), so one read can take all it holds. */
-export const CHUNK_BYTES = 1024 * 1024;
-
-/** Below this many bytes a chunk is copied out and its buffer read into again. */
-const COPY_BELOW = CHUNK_BYTES / 4;
 
 /** Whether the addon can hash off the main thread (it found SHA-2 in the Node process). */
 export const offThreadHashing: boolean = native.blobHashAvailable;
@@ -46,7 +42,6 @@ export class BlobPipe extends EventEmitter {
   /** Main-thread hash: where the addon cannot hash, or when asked not to. */
   readonly #jsHash: Hash | undefined;
   readonly #hashing: boolean;
-  #buffer: Buffer | undefined;
   #reading = false;
   #paused = true; // until the stream's first _read()
   #ended = false;
@@ -57,7 +52,7 @@ export class BlobPipe extends EventEmitter {
     const offThread = options.algorithm !== undefined && (options.hashOffThread ?? offThreadHashing);
     this.#hashing = options.algorithm !== undefined;
     this.#jsHash = options.algorithm !== undefined && !offThread ? createHash(options.algorithm) : undefined;
-    this.#reader = new native.BlobReader(fd, offThread ? options.algorithm! : null, (error, bytes) => this.#onRead(error, bytes));
+    this.#reader = new native.BlobReader(fd, offThread ? options.algorithm! : null, (error, chunk) => this.#onRead(error, chunk));
   }
 
   /** Stops asking for reads (one already in flight still delivers its chunk). */
@@ -87,17 +82,15 @@ export class BlobPipe extends EventEmitter {
     if (this.#destroyed) return;
     this.#destroyed = true;
     this.#reader.close();
-    this.#buffer = undefined;
   }
 
   #read(): void {
     if (this.#reading || this.#paused || this.#ended || this.#destroyed) return;
     this.#reading = true;
-    this.#buffer ??= Buffer.allocUnsafeSlow(CHUNK_BYTES);
-    this.#reader.read(this.#buffer);
+    this.#reader.read();
   }
 
-  #onRead(error: Error | undefined, bytes: number | undefined): void {
+  #onRead(error: Error | undefined, chunk: Buffer | null | undefined): void {
     this.#reading = false;
     if (this.#destroyed) return;
     if (error) {
@@ -106,19 +99,10 @@ export class BlobPipe extends EventEmitter {
       this.emit('error', error);
       return;
     }
-    if (!bytes) {
+    if (!chunk) {
       this.#ended = true;
-      this.#buffer = undefined;
       this.emit('end');
       return;
-    }
-    const buffer = this.#buffer!;
-    let chunk: Buffer;
-    if (bytes < COPY_BELOW) {
-      chunk = Buffer.from(buffer.subarray(0, bytes)); // a copy: the buffer is read into again
-    } else {
-      chunk = buffer.subarray(0, bytes); // handed over: the next read gets a new buffer
-      this.#buffer = undefined;
     }
     this.#jsHash?.update(chunk);
     this.emit('data', chunk);

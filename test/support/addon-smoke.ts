@@ -20,11 +20,11 @@ interface Addon {
   createSecretFd(data: Buffer): number;
   mknod(path: Buffer, kind: 'fifo', mode: number, major: number, minor: number): void;
   utimes(path: Buffer, seconds: number, nanoseconds: number): void;
-  BlobReader: new (fd: number, algorithm: string | null, onChunk: (error: Error | undefined, bytes: number | undefined) => void) => BlobReader;
+  BlobReader: new (fd: number, algorithm: string | null, onChunk: (error: Error | undefined, chunk: Buffer | null | undefined) => void) => BlobReader;
   blobHashAvailable: boolean;
 }
 interface BlobReader {
-  read(buffer: Buffer): void;
+  read(): void;
   digest(): string;
   close(): void;
 }
@@ -55,10 +55,9 @@ const readFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
 const writeFd = openSync(fifo, constants.O_WRONLY);
 writeSync(writeFd, blob);
 closeSync(writeFd);
-const into = Buffer.alloc(8192);
 const chunks: Buffer[] = [];
-const reader = new addon.BlobReader(readFd, 'sha256', (error, bytes) => {
-  if (error || !bytes) {
+const reader = new addon.BlobReader(readFd, 'sha256', (error, chunk) => {
+  if (error || !chunk) {
     const read = Buffer.concat(chunks);
     result.blobReader = {
       hashAvailable: addon.blobHashAvailable,
@@ -72,10 +71,10 @@ const reader = new addon.BlobReader(readFd, 'sha256', (error, bytes) => {
     channels();
     return;
   }
-  chunks.push(Buffer.from(into.subarray(0, bytes)));
-  reader.read(into);
+  chunks.push(chunk);
+  reader.read();
 });
-reader.read(into);
+reader.read();
 
 // Two channels on a SOCK_SEQPACKET pair: packets arrive whole, in order,
 // however large (the receiver learns each length first), then end of stream.
