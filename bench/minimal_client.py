@@ -14,7 +14,10 @@ fds received with recvmsg (socket.recv_fds), and
 
 Only the transfer is timed (request sent -> verdict known); spawning,
 Initialize and OpenImage are not. Prints one JSON line:
-  {"protocol": "0.2.8", "method": "GetBlob", "bytes": N, "seconds": S}
+  {"protocol": "0.2.8", "method": "GetBlob", "bytes": N, "seconds": S,
+   "cpu": C, "skopeo_cpu": K}
+with C and K the CPU seconds (user + sys) of this client and of skopeo
+during the transfer.
 
 With --metadata N it instead times N x (OpenImage, GetManifest, GetFullConfig,
 CloseImage), reading each small document after its FinishPipe (safe for
@@ -27,6 +30,7 @@ usage: minimal_client.py SKOPEO REFERENCE DIGEST SIZE {GetBlob,GetRawBlob} [--ve
 import hashlib
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -56,6 +60,12 @@ class Proxy:
         if len(fds) != nfds:
             raise RuntimeError(f"{method}: expected {nfds} fds, got {len(fds)}")
         return reply["value"], reply["pipeid"], fds
+
+    def cpu_seconds(self):
+        """skopeo's CPU seconds so far (user + sys, all threads), from /proc."""
+        with open(f"/proc/{self.child.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def shutdown(self):
         # Shutdown has no reply: the server just exits.
@@ -133,6 +143,11 @@ def main():
     protocol, _, _ = proxy.call("Initialize")
     image, _, _ = proxy.call("OpenImage", reference)
 
+    def own_cpu():
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    cpu_start, skopeo_start = own_cpu(), proxy.cpu_seconds()
     start = time.perf_counter()
     if method == "GetBlob":
         _, pipeid, (fd,) = proxy.call("GetBlob", image, digest, size, nfds=1)
@@ -153,12 +168,13 @@ def main():
     else:
         raise SystemExit(f"unknown method {method}")
     seconds = time.perf_counter() - start
+    cpu, skopeo_cpu = own_cpu() - cpu_start, proxy.cpu_seconds() - skopeo_start
 
     if got != size:
         raise RuntimeError(f"{method}: got {got} bytes, expected {size}")
     proxy.call("CloseImage", image)
     proxy.shutdown()
-    print(json.dumps({"protocol": protocol, "method": method, "bytes": got, "seconds": seconds}))
+    print(json.dumps({"protocol": protocol, "method": method, "bytes": got, "seconds": seconds, "cpu": cpu, "skopeo_cpu": skopeo_cpu}))
 
 
 if __name__ == "__main__":

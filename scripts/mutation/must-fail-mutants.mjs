@@ -133,14 +133,6 @@ export const MUTANTS = [
     only: 'corrupted blob',
   },
   {
-    name: 'a blob pipe reads into a buffer it already handed out (small chunks not copied)',
-    file: 'src/blobs/blob-pipe.ts',
-    find: 'chunk = Buffer.from(buffer.subarray(0, bytes));',
-    replace: 'chunk = buffer.subarray(0, bytes);',
-    test: 'unit/blob-pipe',
-    only: 'gives the bytes written',
-  },
-  {
     name: 'a blob pipe hashing on the main thread skips the bytes',
     file: 'src/blobs/blob-pipe.ts',
     find: 'this.#jsHash?.update(chunk);',
