@@ -22,10 +22,10 @@ export { BLOB_TRANSFERS, hashAlgorithm, type BlobStream, type BlobTransfer } fro
 /** Options of {@link ImageProxy.getBlob}: the call's, and its blob policy. */
 export interface BlobOptions extends CallOptions, Omit<PolicyOptions, 'replyTimeout'> {
   /**
-   * Force a transfer method. Default: {@link defaultTransfer}: `GetRawBlob`
-   * where the proxy has it (0.2.8) and the addon hashes off the main thread
-   * (verified here, on the pipe's reader thread), else `GetBlob` (verified by
-   * the proxy).
+   * Force a transfer method. Default: the fastest that leaves the event loop
+   * free: `GetRawBlob` where the proxy has it (0.2.8) and the addon hashes
+   * off the main thread (verified here, on the pipe's reader thread), else
+   * `GetBlob` (verified by the proxy).
    */
   transfer?: BlobTransfer;
 }
