@@ -4,7 +4,8 @@
  * skopeo inspect) run as child processes.
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
@@ -100,12 +101,72 @@ export type PythonMethod = 'GetBlob' | 'GetRawBlob';
  * it times only the transfer, as {@link timeBlob} does.
  */
 export async function pythonBlob(release: Release, reference: string, blob: BlobFixture, method: PythonMethod, verify = false): Promise<number> {
+  return (await pythonBlobCpu(release, reference, blob, method, verify)).seconds;
+}
+
+/** What one timed transfer cost: wall seconds, and CPU seconds (user + sys) of the client and of skopeo. */
+export interface TransferCost {
+  seconds: number;
+  clientCpu: number;
+  skopeoCpu: number;
+}
+
+/** {@link pythonBlob} with the CPU seconds it and its skopeo spent during the transfer. */
+export async function pythonBlobCpu(release: Release, reference: string, blob: BlobFixture, method: PythonMethod, verify = false): Promise<TransferCost> {
   const args = [join(ROOT, 'bench', 'minimal_client.py'), release.path, reference, blob.digest, String(blob.size), method];
   if (verify) args.push('--verify');
   const { stdout } = await run('python3', args, { maxBuffer: 1024 * 1024 });
-  const result = JSON.parse(stdout) as { seconds: number; bytes: number };
+  const result = JSON.parse(stdout) as { seconds: number; bytes: number; cpu: number; skopeo_cpu: number };
   if (result.bytes !== blob.size) throw new Error(`minimal_client.py read ${result.bytes} bytes, expected ${blob.size}`);
-  return result.seconds;
+  return { seconds: result.seconds, clientCpu: result.cpu, skopeoCpu: result.skopeo_cpu };
+}
+
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
+/** CPU seconds (user + sys, every thread) a process has used so far, from /proc. */
+export function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** This process's CPU seconds so far: the main thread, the blob reader threads and the rest. */
+export function ownCpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+}
+
+/** Event-loop delay while a transfer ran (perf_hooks.monitorEventLoopDelay at 1 ms resolution), in ms. */
+export interface LoopDelay {
+  p99: number;
+  max: number;
+}
+
+/**
+ * {@link timeBlob} on the transfer getBlob picks by default (`transfer`
+ * undefined) or a forced one, with its CPU cost and, optionally, the
+ * event-loop delay meanwhile.
+ */
+export async function timeBlobCost(
+  proxy: ImageProxy,
+  image: OpenedImage,
+  blob: BlobFixture,
+  transfer: BlobTransfer | undefined,
+  onLoopDelay?: (delay: LoopDelay) => void,
+): Promise<TransferCost> {
+  const pid = proxy.pid;
+  if (pid === undefined) throw new Error('the proxy has no pid');
+  const histogram = onLoopDelay ? monitorEventLoopDelay({ resolution: 1 }) : undefined;
+  const cpu = ownCpuSeconds();
+  const skopeoCpu = processCpuSeconds(pid);
+  histogram?.enable();
+  const start = now();
+  const stream = await proxy.getBlob(image, blob.digest, blob.size, transfer ? { transfer } : {});
+  await drain(stream);
+  const seconds = secondsSince(start);
+  histogram?.disable();
+  if (histogram && onLoopDelay) onLoopDelay({ p99: histogram.percentile(99) / 1e6, max: histogram.max / 1e6 });
+  return { seconds, clientCpu: ownCpuSeconds() - cpu, skopeoCpu: processCpuSeconds(pid) - skopeoCpu };
 }
 
 /** ms per image of the Python client doing the same metadata cycle on its own proxy. */

@@ -1,5 +1,5 @@
 // Native transport for containers-image-proxy (the extraction syscalls are
-// in fsops.c).
+// in fsops.c, the blob pipe reader in blobreader.c).
 //
 // Node has neither SOCK_SEQPACKET nor SCM_RIGHTS, so this addon provides the
 // few syscalls the protocol needs and nothing else:
@@ -555,6 +555,7 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   CHECK(env, napi_define_properties(env, exports, 5, exported));
   CHECK(env, fsops_define(env, exports));
+  CHECK(env, blobreader_define(env, exports));
   return exports;
 }
 

@@ -1,5 +1,5 @@
 /**
- * Loads the N-API addon (native/seqpacket.c, native/fsops.c): prebuilt for
+ * Loads the N-API addon (native/seqpacket.c, fsops.c, blobreader.c): prebuilt for
  * linux-x64 and linux-arm64 (scripts/prebuild.sh), or built from source.
  */
 import { readFileSync } from 'node:fs';
@@ -19,6 +19,16 @@ export interface NativeChannel {
  * packet, `(null, null)` at end of stream, `(undefined, data, fds)` otherwise.
  */
 export type PacketCallback = (error: (Error & { code?: string }) | null | undefined, data: Buffer | null | undefined, fds: number[] | undefined) => void;
+
+/** A blob pipe read (and hashed) on a thread of its own: native/blobreader.c. */
+export interface NativeBlobReader {
+  /** Reads what the pipe gives (up to 1 MiB); the constructor's callback gets it as a Buffer (null at EOF). One read at a time. */
+  read(): void;
+  /** The hex digest of every byte read, once EOF was delivered (when made with an algorithm). */
+  digest(): string;
+  /** Cancels a read in flight, joins the thread, closes the fd. */
+  close(): void;
+}
 
 interface Addon {
   Channel: new (fd: number, onPacket: PacketCallback) => NativeChannel;
@@ -42,6 +52,10 @@ interface Addon {
   setPipeSize(fd: number, size: number): number;
   /** Reads a pipe to EOF (at most `maxBytes`), closes it, calls back once. */
   readAll(fd: number, maxBytes: number, callback: (error: (Error & { code?: string }) | undefined, data: Buffer | undefined) => void): void;
+  /** Takes the fd; `algorithm` (`sha256`, `sha384`, `sha512`) hashes on the reader thread. */
+  BlobReader: new (fd: number, algorithm: string | null, onChunk: (error: (Error & { code?: string }) | undefined, chunk: Buffer | null | undefined) => void) => NativeBlobReader;
+  /** Whether BlobReader can hash (the Node process's OpenSSL was found). */
+  blobHashAvailable: boolean;
 }
 
 /** The package's root: the nearest directory up from this file with our package.json. */

@@ -15,20 +15,19 @@
  * This is how a `containers-storage:` layer is fetched on protocol 0.2.3,
  * where nothing else tells its uncompressed size.
  */
-import { createHash, type Hash } from 'node:crypto';
-import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { BlobVerificationError, ImageProxyError, ProtocolError, RequestError, StallError } from '../errors.js';
 import { UNKNOWN_SIZE } from '../protocol.js';
 import type { PipeReply } from '../replies.js';
 import { parseSizeComplaint } from '../skopeo-messages.js';
+import { BlobPipe } from './blob-pipe.js';
 import {
   BLOB_PIPE_BYTES,
   digestOf,
   hashAlgorithm,
   HIGH_WATER_MARK,
   IdleTimer,
-  pipeSocket,
+  setPipeSize,
   watchSignal,
   type BlobStream,
   type StreamOptions,
@@ -55,10 +54,10 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
   readonly expectedSize: number;
   readonly #requestedSize: number;
   /** Set when the size was unknown: the bytes are hashed here too. */
-  readonly #hash: Hash | undefined;
+  readonly #hashing: boolean;
   #received = 0;
   readonly #pipe: PipeReply;
-  readonly #socket: Socket;
+  readonly #socket: BlobPipe;
   /** Sends FinishPipe when the pipe goes quiet short of `size` (a short source). */
   readonly #quiet: IdleTimer;
   readonly #stall: IdleTimer;
@@ -72,11 +71,14 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
     this.digest = options.digest;
     this.expectedSize = options.expectedSize;
     this.#requestedSize = options.requestedSize ?? options.expectedSize;
-    this.#hash = this.#requestedSize !== this.expectedSize ? createHash(hashAlgorithm(options.digest)) : undefined;
+    this.#hashing = this.#requestedSize !== this.expectedSize;
     this.#pipe = pipe;
     this.#quiet = new IdleTimer(options.quietMs ?? DEFAULT_QUIET_MS, () => this.#sendFinish());
     this.#stall = new IdleTimer(options.bodyIdleTimeoutMs, () => this.destroy(new StallError(this.digest, this.#received, options.bodyIdleTimeoutMs)));
-    this.#socket = pipeSocket(pipe.takeFd(), BLOB_PIPE_BYTES);
+    this.#socket = new BlobPipe(setPipeSize(pipe.takeFd(), BLOB_PIPE_BYTES), {
+      algorithm: this.#hashing ? hashAlgorithm(options.digest) : undefined,
+      hashOffThread: options.hashOffThread,
+    });
     this.#socket.pause();
     this.#socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     this.#socket.on('end', () => {
@@ -116,7 +118,6 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
   #onData(chunk: Buffer): void {
     const room = this.#sized ? this.expectedSize - this.#received : Infinity;
     this.#received += chunk.length;
-    this.#hash?.update(chunk);
     this.#pipe.progress();
     if (room > 0 && !this.destroyed) {
       const accepted = this.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
@@ -173,7 +174,7 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
     } else if (this.#sized && this.#received !== this.expectedSize) {
       this.destroy(new BlobVerificationError(this.digest, this.expectedSize, this.#received, 'size mismatch'));
     } else {
-      const actual = this.#hash && digestOf(this.digest, this.#hash);
+      const actual = this.#hashing ? digestOf(this.digest, this.#socket.digest()) : undefined;
       if (actual !== undefined && actual !== this.digest) {
         this.destroy(new BlobVerificationError(this.digest, this.expectedSize, this.#received, `digest mismatch: the bytes hash to ${actual}`));
       } else {

@@ -12,6 +12,7 @@ import { RetryingBlobStream, withRetry } from '../retry.js';
 import { isMissingStoreBlob } from '../skopeo-messages.js';
 import { isStorageReference, STORE_BLOB_HINT } from '../storage.js';
 import type { Supervisor } from '../supervisor.js';
+import { offThreadHashing } from './blob-pipe.js';
 import { FinishPipeBlobStream } from './finish-pipe-stream.js';
 import { RawBlobStream } from './raw-blob-stream.js';
 import { BLOB_TRANSFERS, hashAlgorithm, type BlobStream, type BlobTransfer } from './stream-kit.js';
@@ -21,9 +22,10 @@ export { BLOB_TRANSFERS, hashAlgorithm, type BlobStream, type BlobTransfer } fro
 /** Options of {@link ImageProxy.getBlob}: the call's, and its blob policy. */
 export interface BlobOptions extends CallOptions, Omit<PolicyOptions, 'replyTimeout'> {
   /**
-   * Force a transfer method. Default: `GetRawBlob` where the proxy has it
-   * (0.2.8: concurrent streams never block other requests, verified here),
-   * else `GetBlob` (verified by the proxy).
+   * Force a transfer method. Default: the fastest that leaves the event loop
+   * free: `GetRawBlob` where the proxy has it (0.2.8) and the addon hashes
+   * off the main thread (verified here, on the pipe's reader thread), else
+   * `GetBlob` (verified by the proxy).
    */
   transfer?: BlobTransfer;
 }
@@ -47,12 +49,24 @@ export function blobRequest(supervisor: Supervisor, image: OpenedImage, digest: 
     throw new InvalidArgumentError(`getBlob: size must be a non-negative integer below 2^53, or -1 (or left out) when unknown; got ${size}`);
   }
   const raw = supervisor.supports('GetRawBlob');
-  transfer ??= raw ? 'GetRawBlob' : 'GetBlob';
+  transfer ??= defaultTransfer(raw);
   if (!BLOB_TRANSFERS.includes(transfer)) {
     throw new InvalidArgumentError(`getBlob: transfer must be one of ${BLOB_TRANSFERS.join(', ')}, got ${JSON.stringify(transfer)}`);
   }
   if (transfer === 'GetRawBlob' && !raw) throw unsupported(supervisor, 'getBlob with transfer GetRawBlob');
   return { image, digest, size: size ?? UNKNOWN_SIZE, transfer };
+}
+
+/**
+ * The transfer getBlob uses when none is forced: the fastest that keeps the
+ * event loop free (bench scenario 1). `GetRawBlob` (0.2.8) saves skopeo's
+ * hashing and FinishPipe's round trip, but we must hash instead: only worth it
+ * where the addon hashes on the pipe's reader thread; with the hash on the
+ * main thread it was the slowest path (issue 13). Else `GetBlob`, which skopeo
+ * verifies.
+ */
+export function defaultTransfer(proxyHasRawBlob: boolean, hashOffThread: boolean = offThreadHashing): BlobTransfer {
+  return proxyHasRawBlob && hashOffThread ? 'GetRawBlob' : 'GetBlob';
 }
 
 /** A verified stream of the blob, re-opened by the call's retry policy while it has emitted nothing. */

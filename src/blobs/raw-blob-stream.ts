@@ -1,12 +1,13 @@
 /**
  * GetRawBlob (protocol 0.2.8): a data pipe and an error pipe, no FinishPipe;
- * the digest and size are checked here.
+ * the digest and size are checked here. The data pipe is a {@link BlobPipe}:
+ * read and hashed off the main thread.
  */
-import { createHash, type Hash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { BlobVerificationError, ProtocolError, RequestError, StallError } from '../errors.js';
 import type { DualReply } from '../replies.js';
+import { BlobPipe } from './blob-pipe.js';
 import {
   BLOB_PIPE_BYTES,
   digestOf,
@@ -14,6 +15,7 @@ import {
   HIGH_WATER_MARK,
   IdleTimer,
   pipeSocket,
+  setPipeSize,
   watchSignal,
   type BlobStream,
   type StreamOptions,
@@ -27,9 +29,8 @@ export class RawBlobStream extends Readable implements BlobStream {
   readonly digest: string;
   readonly expectedSize: number;
   #received = 0;
-  readonly #hash: Hash;
   readonly #reply: DualReply;
-  readonly #data: Socket;
+  readonly #data: BlobPipe;
   readonly #errors: Socket;
   readonly #errorChunks: Buffer[] = [];
   #dataEnded = false;
@@ -41,11 +42,10 @@ export class RawBlobStream extends Readable implements BlobStream {
     super({ highWaterMark: HIGH_WATER_MARK });
     this.digest = options.digest;
     this.expectedSize = options.expectedSize;
-    this.#hash = createHash(hashAlgorithm(options.digest));
     this.#stall = new IdleTimer(options.bodyIdleTimeoutMs, () => this.destroy(new StallError(this.digest, this.#received, options.bodyIdleTimeoutMs)));
     this.#reply = reply;
     const [dataFd, errorFd] = reply.takeFds();
-    this.#data = pipeSocket(dataFd, BLOB_PIPE_BYTES);
+    this.#data = new BlobPipe(setPipeSize(dataFd, BLOB_PIPE_BYTES), { algorithm: hashAlgorithm(options.digest), hashOffThread: options.hashOffThread });
     this.#errors = pipeSocket(errorFd);
     this.#data.pause();
     // An unread stream must not keep the process alive (as a paused GetBlob
@@ -53,7 +53,6 @@ export class RawBlobStream extends Readable implements BlobStream {
     this.#errors.unref();
     this.#data.on('data', (chunk: Buffer) => {
       this.#received += chunk.length;
-      this.#hash.update(chunk);
       const more = this.push(chunk);
       // A consumer may destroy us from its 'data' handler, inside push():
       // arming now would leave a timer holding this stream until it fires.
@@ -111,7 +110,7 @@ export class RawBlobStream extends Readable implements BlobStream {
       this.destroy(died ?? new BlobVerificationError(this.digest, this.expectedSize, this.#received, 'size mismatch'));
       return;
     }
-    const actual = digestOf(this.digest, this.#hash);
+    const actual = digestOf(this.digest, this.#data.digest());
     if (actual !== this.digest) {
       this.destroy(new BlobVerificationError(this.digest, this.expectedSize, this.#received, `digest mismatch: the bytes hash to ${actual}`));
       return;

@@ -2,7 +2,6 @@
  * What both kinds of blob stream share: the public stream type, digest
  * checks, the idle timer behind stall detection, and pipe sockets.
  */
-import type { Hash } from 'node:crypto';
 import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { InvalidArgumentError } from '../errors.js';
@@ -37,11 +36,13 @@ export interface StreamOptions {
   signal?: AbortSignal | undefined;
   /** Fail with StallError when no byte arrives for this long while reading (0: never). */
   bodyIdleTimeoutMs: number;
+  /** Hash on the pipe's reader thread (default: where the addon can; see {@link BlobPipe}). */
+  hashOffThread?: boolean | undefined;
 }
 
 export const HIGH_WATER_MARK = 1024 * 1024;
 
-/** Blob pipes get 1 MiB buffers (the unprivileged maximum): fewer wake-ups per MiB. */
+/** Blob pipes get 1 MiB buffers (the unprivileged maximum): fewer wake-ups per MiB, and a 1 MiB read takes all a pipe holds. */
 export const BLOB_PIPE_BYTES = 1024 * 1024;
 
 const SUPPORTED_ALGORITHMS: Record<string, string> = { sha256: 'sha256', sha384: 'sha384', sha512: 'sha512' };
@@ -59,14 +60,19 @@ export function hashAlgorithm(digest: string): string {
   return algorithm;
 }
 
-/** `algorithm:hex` of what a hash has seen, for comparison with the digest asked for. */
-export function digestOf(digest: string, hash: Hash): string {
-  return `${digest.slice(0, digest.indexOf(':'))}:${hash.digest('hex')}`;
+/** `algorithm:hex` of the bytes' hex digest, for comparison with the digest asked for. */
+export function digestOf(digest: string, hex: string): string {
+  return `${digest.slice(0, digest.indexOf(':'))}:${hex}`;
 }
 
-/** Opens a received pipe fd as a libuv stream (not fs.createReadStream: no threadpool). The socket owns the fd. */
-export function pipeSocket(fd: number, pipeBytes?: number): Socket {
-  if (pipeBytes) native.setPipeSize(fd, pipeBytes); // best effort: a smaller pipe only costs speed
+/** Gives a blob pipe a bigger buffer, best effort (a smaller pipe only costs speed); returns the fd. */
+export function setPipeSize(fd: number, pipeBytes: number): number {
+  native.setPipeSize(fd, pipeBytes);
+  return fd;
+}
+
+/** Opens a small received pipe fd (GetRawBlob's error pipe) as a libuv stream. The socket owns the fd. */
+export function pipeSocket(fd: number): Socket {
   return new Socket({ fd, readable: true, writable: false });
 }
 

@@ -240,7 +240,13 @@ export class RootfsWriter {
         callback(error);
       },
     });
-    await pipeline(blob, decompress, sink);
+    try {
+      await pipeline(blob, decompress, sink);
+    } catch (error) {
+      // A damaged compressed layer can fail to decompress before its blob's
+      // verdict arrives (GetBlob's comes from FinishPipe, after the last byte).
+      throw isDecompressionError(error) ? new ExtractionError(`the layer does not decompress: ${error.message}`, undefined, { cause: error }) : error;
+    }
     const diffId = `${algorithm}:${hash.digest('hex')}`;
     if (options.diffId !== undefined && diffId !== options.diffId) {
       throw new BlobVerificationError(options.diffId, -1, -1, `the uncompressed layer hashes to ${diffId}, not to its diff_id`);
@@ -572,6 +578,11 @@ function entryError(header: TarHeader, error: unknown): ExtractionError {
   const { code, syscall } = error as NodeJS.ErrnoException;
   const what = code ? `${ERRNO_HINTS[code] ?? code} (${code}${syscall ? ` in ${syscall}` : ''})` : (error as Error).message;
   return new ExtractionError(`cannot extract ${entry} (${header.type}): ${what}`, entry, { cause: error });
+}
+
+/** node:zlib's errors carry a `Z_…` code (a bad header, a failed check). */
+function isDecompressionError(error: unknown): error is Error {
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string' && (error as NodeJS.ErrnoException).code!.startsWith('Z_');
 }
 
 function asExtractionError(error: unknown): Error {

@@ -39,18 +39,20 @@ const readelf = (...args: string[]) => execFileSync('readelf', ['-W', ...args], 
 /** What addon-smoke.js reports for any working addon, whatever the Node. */
 function assertWorks(report: Record<string, unknown>, arch: string): void {
   assert.equal(report.arch, arch);
-  assert.deepEqual(report.exports, ['Channel', 'createSecretFd', 'fsetXattr', 'futimes', 'getXattr', 'listXattrs', 'mknod', 'readAll', 'setPipeSize', 'setXattr', 'socketPair', 'utimes']);
+  assert.deepEqual(report.exports, ['BlobReader', 'Channel', 'blobHashAvailable', 'createSecretFd', 'fsetXattr', 'futimes', 'getXattr', 'listXattrs', 'mknod', 'readAll', 'setPipeSize', 'setXattr', 'socketPair', 'utimes']);
   assert.equal(report.secret, 'secret bytes');
   assert.deepEqual(report.fifo, { isFifo: true, mode: '640', mtimeNs: '1500000000123456789' });
   assert.deepEqual(report.packets, [5, 32768, 204800, 'end']);
   assert.equal(report.fdLeak, false);
+  assert.deepEqual(report.blobReader, { hashAvailable: true, error: null, bytes: 60_000, sameBytes: true, sameDigest: true });
+  assert.equal(report.blobFdLeak, false);
 }
 
 describe('prebuilt addons', () => {
   it('BUILDINFO.json lists both, built from the sources in this checkout, with their sha256 and size', () => {
     const sources = createHash('sha256');
     sources.update(readFileSync(join(ROOT, 'binding.gyp')));
-    for (const name of ['addon.h', 'fsops.c', 'seqpacket.c']) sources.update(readFileSync(join(ROOT, 'native', name)));
+    for (const name of ['addon.h', 'blobreader.c', 'fsops.c', 'seqpacket.c']) sources.update(readFileSync(join(ROOT, 'native', name)));
     assert.equal(buildInfo.sources_sha256, sources.digest('hex'), 'prebuilds/ is stale: npm run prebuilds');
     assert.deepEqual(Object.keys(buildInfo.files).sort(), Object.values(FILES).sort());
     for (const [file, { sha256: expected, bytes }] of Object.entries(buildInfo.files)) {

@@ -124,3 +124,16 @@ export function watchdog<T>(ms: number, what: string, work: Promise<T>): Promise
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
+
+/** How many blob reader threads (native/blobreader.c names them `cip-blob-reader`) this process has. */
+export function readerThreads(): number {
+  let count = 0;
+  for (const task of readdirSync('/proc/self/task')) {
+    try {
+      if (readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim() === 'cip-blob-reader') count++;
+    } catch {
+      // the thread ended while we looked
+    }
+  }
+  return count;
+}

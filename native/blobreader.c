@@ -1,0 +1,444 @@
+// Blob pipes read off the main thread (src/blobs/blob-pipe.ts holds the policy).
+//
+//   new BlobReader(fd, algorithm | null, onChunk)   takes the fd; one thread per pipe
+//     .read()         the thread fills a CHUNK_BYTES block with what the pipe has
+//                     (waiting for the first byte, then up to COALESCE_MS for
+//                     more), hashes it, and calls onChunk(error, chunk) on the
+//                     loop; chunk null is EOF
+//     .digest()       the hex digest of every byte read (once EOF was delivered)
+//     .close()        cancels a pending read, joins the thread, closes the fd
+//   blobHashAvailable whether SHA-2 could be found in the Node process
+//
+// Only one read is outstanding at a time, and the thread reads only when asked:
+// a consumer that stops asking stops the reads (backpressure).
+//
+// Blocks are recycled: a chunk is handed out as a Buffer over its block, and
+// the block goes back to a small pool when that Buffer is garbage collected
+// (it cannot be referenced any more), to be read into again. Fresh memory per
+// chunk cost more CPU than the hashing (page faults, unmapping: 2.1 against
+// 0.8 CPU s/GiB, bench/RESULTS.md). A chunk much smaller than a block is
+// copied out instead, and its block read into again at once. The digest is
+// OpenSSL's, the one inside the Node process (node:crypto's), found at run time
+// with dlopen(NULL)/dlsym through libuv: the prebuilt addon links nothing but
+// libc. Threads, locks and dlopen all come from libuv for the same reason
+// (pthread_* and dlopen moved into libc only in glibc 2.34).
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <node_api.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "addon.h"
+
+// Name of the reader threads in /proc/self/task/*/comm (15 characters at most).
+#define THREAD_NAME "cip-blob-reader"
+// A read that has some bytes waits this long for more before handing them
+// over: fewer, larger chunks for the loop, at little latency.
+#define COALESCE_MS 1
+#define THREAD_STACK (256 * 1024)
+// The pipe's capacity (src/blobs/stream-kit.ts BLOB_PIPE_BYTES): one read takes all it holds.
+#define CHUNK_BYTES (1024 * 1024)
+// Below this, a chunk is copied into a Buffer of its size.
+#define COPY_BELOW (CHUNK_BYTES / 4)
+// Free blocks kept for reuse, process-wide; beyond this they are freed.
+#define POOL_MAX 32
+
+// --- recycled blocks ---------------------------------------------------------
+static uv_once_t pool_once = UV_ONCE_INIT;
+static uv_mutex_t pool_lock;
+static void* pool[POOL_MAX];
+static int pool_count;
+
+static void pool_init(void) { uv_mutex_init(&pool_lock); }
+
+static void* block_get(void) {
+  uv_once(&pool_once, pool_init);
+  void* block = NULL;
+  uv_mutex_lock(&pool_lock);
+  if (pool_count > 0) block = pool[--pool_count];
+  uv_mutex_unlock(&pool_lock);
+  return block ? block : malloc(CHUNK_BYTES);
+}
+
+static void block_put(void* block) {
+  if (!block) return;
+  uv_once(&pool_once, pool_init);
+  uv_mutex_lock(&pool_lock);
+  if (pool_count < POOL_MAX) {
+    pool[pool_count++] = block;
+    block = NULL;
+  }
+  uv_mutex_unlock(&pool_lock);
+  free(block);
+}
+
+// The finalizer of a handed-out chunk: its Buffer is gone, the block is free.
+// V8 is told of the block while a Buffer holds it, so that garbage collection
+// (which frees blocks for reuse) keeps pace with the chunks handed out.
+static void block_release(napi_env env, void* data, void* hint) {
+  int64_t ignored;
+  napi_adjust_external_memory(env, -(int64_t)CHUNK_BYTES, &ignored);
+  block_put(data);
+}
+
+// --- SHA-2 from the process's OpenSSL --------------------------------------
+typedef struct evp_md_ctx EVP_MD_CTX;
+typedef struct evp_md EVP_MD;
+static struct {
+  int resolved, available;
+  EVP_MD_CTX* (*ctx_new)(void);
+  void (*ctx_free)(EVP_MD_CTX*);
+  const EVP_MD* (*by_name)(const char*);
+  int (*init)(EVP_MD_CTX*, const EVP_MD*, void*);
+  int (*update)(EVP_MD_CTX*, const void*, size_t);
+  int (*final)(EVP_MD_CTX*, unsigned char*, unsigned int*);
+} ssl;
+
+static void resolve_openssl(void) {
+  if (ssl.resolved) return;
+  ssl.resolved = 1;
+  uv_lib_t self;
+  if (uv_dlopen(NULL, &self) != 0) return;  // kept open: the symbols live as long as the process
+  int ok = uv_dlsym(&self, "EVP_MD_CTX_new", (void**)&ssl.ctx_new) == 0 &&
+           uv_dlsym(&self, "EVP_MD_CTX_free", (void**)&ssl.ctx_free) == 0 &&
+           uv_dlsym(&self, "EVP_get_digestbyname", (void**)&ssl.by_name) == 0 &&
+           uv_dlsym(&self, "EVP_DigestInit_ex", (void**)&ssl.init) == 0 &&
+           uv_dlsym(&self, "EVP_DigestUpdate", (void**)&ssl.update) == 0 &&
+           uv_dlsym(&self, "EVP_DigestFinal_ex", (void**)&ssl.final) == 0;
+  ssl.available = ok && ssl.by_name("sha256") != NULL;
+}
+
+// --- the reader --------------------------------------------------------------
+typedef struct {
+  int fd, cancel_fd;
+  napi_env env;
+  napi_ref callback;
+  char* block;  // what the thread reads into; owned by the reader until handed out
+  int reading;  // a read is outstanding
+  napi_async_context async_context;
+  uv_async_t async;
+  uv_thread_t thread;
+  uv_mutex_t lock;
+  uv_cond_t wake;
+  // Under lock: the request (target != NULL) and its result (done).
+  char* target;
+  size_t capacity;
+  int cancel, done, error;
+  size_t got;
+  int ended;  // EOF or an error was delivered: the thread is gone
+  EVP_MD_CTX* hash;
+  int closed, finalized, handle_closed, thread_started, hooked;
+} blob_reader_t;
+
+// Fills buf with what the pipe gives: waits for the first byte, then takes
+// what follows within COALESCE_MS. Returns the bytes read (0 and *error 0 is
+// EOF); *error is set on a read error or cancellation.
+static size_t fill(blob_reader_t* r, char* buf, size_t capacity, int* error) {
+  size_t n = 0;
+  for (;;) {
+    ssize_t k = read(r->fd, buf + n, capacity - n);
+    if (k > 0) {
+      n += (size_t)k;
+      if (n == capacity) return n;
+      continue;
+    }
+    if (k == 0) return n;  // EOF (delivered as 0 on the next read if n > 0)
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      if (n == 0) *error = errno;  // else: hand over the bytes; the next read sees it again
+      return n;
+    }
+    struct pollfd fds[2] = {{.fd = r->fd, .events = POLLIN}, {.fd = r->cancel_fd, .events = POLLIN}};
+    int ready = poll(fds, 2, n > 0 ? COALESCE_MS : -1);
+    if (ready < 0 && errno != EINTR) {
+      if (n == 0) *error = errno;
+      return n;
+    }
+    if (fds[1].revents) {
+      *error = ECANCELED;
+      return n;
+    }
+    if (ready == 0) return n;  // quiet for COALESCE_MS: hand over what there is
+  }
+}
+
+static void reader_thread(void* arg) {
+  blob_reader_t* r = arg;
+  prctl(PR_SET_NAME, THREAD_NAME, 0, 0, 0);
+  for (;;) {
+    uv_mutex_lock(&r->lock);
+    while (!r->target && !r->cancel) uv_cond_wait(&r->wake, &r->lock);
+    if (r->cancel) {
+      uv_mutex_unlock(&r->lock);
+      return;
+    }
+    char* buf = r->target;
+    size_t capacity = r->capacity;
+    uv_mutex_unlock(&r->lock);
+
+    int error = 0;
+    size_t n = fill(r, buf, capacity, &error);
+    if (error == ECANCELED) return;
+    if (n > 0 && r->hash) ssl.update(r->hash, buf, n);
+
+    uv_mutex_lock(&r->lock);
+    r->target = NULL;
+    r->got = n;
+    r->error = error;
+    r->done = 1;
+    uv_mutex_unlock(&r->lock);
+    uv_async_send(&r->async);
+    if (error || n == 0) return;  // EOF or a read error: nothing more to read
+  }
+}
+
+static void on_handle_closed(uv_handle_t* handle) {
+  blob_reader_t* r = handle->data;
+  r->handle_closed = 1;
+  if (r->finalized) free(r);
+}
+
+static void reader_cleanup(void* arg);
+
+// Stops the thread (it is at most in one read() or one hash update of a
+// chunk), then frees what the reader holds. Idempotent.
+static void reader_close(blob_reader_t* r) {
+  if (r->closed) return;
+  r->closed = 1;
+  if (r->thread_started) {
+    uv_mutex_lock(&r->lock);
+    r->cancel = 1;
+    uv_cond_signal(&r->wake);
+    uv_mutex_unlock(&r->lock);
+    uint64_t one = 1;
+    ssize_t ignored = write(r->cancel_fd, &one, sizeof one);
+    (void)ignored;
+    uv_thread_join(&r->thread);
+  }
+  close(r->fd);
+  close(r->cancel_fd);
+  uv_mutex_destroy(&r->lock);
+  uv_cond_destroy(&r->wake);
+  if (r->hash) ssl.ctx_free(r->hash);
+  r->hash = NULL;
+  uv_close((uv_handle_t*)&r->async, on_handle_closed);
+  if (r->hooked) napi_remove_env_cleanup_hook(r->env, reader_cleanup, r);
+  r->hooked = 0;
+  block_put(r->block);  // the thread is joined: nothing writes into it any more
+  r->block = NULL;
+  if (r->callback) napi_delete_reference(r->env, r->callback);
+  r->callback = NULL;
+  if (r->async_context) napi_async_destroy(r->env, r->async_context);
+  r->async_context = NULL;
+}
+
+static void reader_cleanup(void* arg) {
+  blob_reader_t* r = arg;
+  r->hooked = 0;  // being run: removing it is not allowed
+  reader_close(r);
+}
+
+static napi_value errno_error(napi_env env, int err) {
+  napi_value code, message, error;
+  napi_create_string_utf8(env, uv_err_name(-err), NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, code, message, &error);
+  return error;
+}
+
+// On the loop: deliver the finished read to onChunk(error, bytes).
+static void on_async(uv_async_t* handle) {
+  blob_reader_t* r = handle->data;
+  if (r->closed) return;
+  uv_mutex_lock(&r->lock);
+  int done = r->done, error = r->error;
+  size_t got = r->got;
+  r->done = 0;
+  uv_mutex_unlock(&r->lock);
+  if (!done) return;
+  uv_unref((uv_handle_t*)&r->async);  // no read outstanding: an idle pipe keeps nothing alive
+  r->ended = error || got == 0;
+  napi_env env = r->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  r->reading = 0;
+  napi_value argv[2], callback, global, result;
+  napi_get_undefined(env, &argv[0]);
+  if (error) {
+    argv[0] = errno_error(env, error);
+    napi_get_undefined(env, &argv[1]);
+  } else if (got == 0) {
+    napi_get_null(env, &argv[1]);
+  } else if (got < COPY_BELOW) {
+    void* copy;
+    napi_create_buffer_copy(env, got, r->block, &copy, &argv[1]);  // the block is read into again
+  } else if (napi_create_external_buffer(env, got, r->block, block_release, NULL, &argv[1]) == napi_ok) {
+    r->block = NULL;  // handed out: back to the pool when the Buffer is collected
+    int64_t ignored;
+    napi_adjust_external_memory(env, CHUNK_BYTES, &ignored);
+  } else {
+    void* copy;  // a runtime without external buffers: copy
+    napi_create_buffer_copy(env, got, r->block, &copy, &argv[1]);
+  }
+  napi_get_reference_value(env, r->callback, &callback);
+  napi_get_global(env, &global);
+  if (napi_make_callback(env, r->async_context, global, callback, 2, argv, &result) == napi_pending_exception) {
+    napi_value exception;
+    napi_get_and_clear_last_exception(env, &exception);
+    napi_fatal_exception(env, exception);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void reader_finalize(napi_env env, void* data, void* hint) {
+  blob_reader_t* r = data;
+  r->finalized = 1;
+  if (!r->closed) reader_close(r);
+  else if (r->handle_closed) free(r);
+}
+
+static blob_reader_t* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
+  napi_value self;
+  if (napi_get_cb_info(env, info, argc, argv, &self, NULL) != napi_ok) return NULL;
+  blob_reader_t* r = NULL;
+  napi_unwrap(env, self, (void**)&r);
+  return r;
+}
+
+static napi_value reader_new(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], self;
+  napi_get_cb_info(env, info, &argc, argv, &self, NULL);
+  int32_t fd;
+  napi_valuetype algorithm_type, callback_type;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_typeof(env, argv[1], &algorithm_type) != napi_ok ||
+      (algorithm_type != napi_string && algorithm_type != napi_null) || napi_typeof(env, argv[2], &callback_type) != napi_ok ||
+      callback_type != napi_function) {
+    napi_throw_type_error(env, NULL, "new BlobReader(fd: number, algorithm: string | null, onChunk: Function)");
+    return NULL;
+  }
+  const EVP_MD* md = NULL;
+  if (algorithm_type == napi_string) {
+    char name[16];
+    size_t length;
+    napi_get_value_string_utf8(env, argv[1], name, sizeof name, &length);
+    resolve_openssl();
+    md = ssl.available ? ssl.by_name(name) : NULL;
+    if (!md) {
+      napi_throw_error(env, "ENOTSUP", "BlobReader: this digest algorithm is not available off the main thread");
+      return NULL;
+    }
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return throw_errno(env, "fcntl(O_NONBLOCK)", errno);
+  int cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (cancel_fd < 0) return throw_errno(env, "eventfd", errno);
+  uv_loop_t* loop;
+  napi_get_uv_event_loop(env, &loop);
+
+  blob_reader_t* r = calloc(1, sizeof *r);
+  r->fd = fd;
+  r->cancel_fd = cancel_fd;
+  r->env = env;
+  uv_mutex_init(&r->lock);
+  uv_cond_init(&r->wake);
+  uv_async_init(loop, &r->async, on_async);
+  r->async.data = r;
+  uv_unref((uv_handle_t*)&r->async);
+  if (md) {
+    r->hash = ssl.ctx_new();
+    ssl.init(r->hash, md, NULL);
+  }
+  napi_value name;
+  napi_create_string_utf8(env, "containers-image-proxy:blob", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &r->async_context);
+  napi_create_reference(env, argv[2], 1, &r->callback);
+  napi_wrap(env, self, r, reader_finalize, NULL, NULL);
+  napi_add_env_cleanup_hook(env, reader_cleanup, r);
+  r->hooked = 1;
+  uv_thread_options_t options = {.flags = UV_THREAD_HAS_STACK_SIZE, .stack_size = THREAD_STACK};
+  int e = uv_thread_create_ex(&r->thread, &options, reader_thread, r);
+  if (e != 0) {
+    reader_close(r);
+    return throw_errno(env, "uv_thread_create", -e);
+  }
+  r->thread_started = 1;
+  return self;
+}
+
+static napi_value reader_read(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  blob_reader_t* r = unwrap(env, info, &argc, NULL);
+  if (!r || r->closed || r->ended) {
+    napi_throw_error(env, "ECLOSED", "BlobReader is closed or at its end");
+    return NULL;
+  }
+  if (r->reading) {
+    napi_throw_error(env, "EBUSY", "BlobReader: a read is already outstanding");
+    return NULL;
+  }
+  if (!r->block) r->block = block_get();
+  if (!r->block) return throw_errno(env, "BlobReader", ENOMEM);
+  r->reading = 1;
+  uv_ref((uv_handle_t*)&r->async);  // a read in flight keeps the loop alive, as a reading socket does
+  uv_mutex_lock(&r->lock);
+  r->target = r->block;
+  r->capacity = CHUNK_BYTES;
+  uv_cond_signal(&r->wake);
+  uv_mutex_unlock(&r->lock);
+  return NULL;
+}
+
+static napi_value reader_digest(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  blob_reader_t* r = unwrap(env, info, &argc, NULL);
+  napi_value result;
+  if (!r || r->closed || !r->hash || r->reading) {
+    napi_throw_error(env, "EINVAL", "BlobReader: no digest (not hashing, closed, or a read is outstanding)");
+    return NULL;
+  }
+  unsigned char md[64];
+  unsigned int length = 0;
+  ssl.final(r->hash, md, &length);
+  ssl.ctx_free(r->hash);
+  r->hash = NULL;
+  char hex[129];
+  static const char digits[] = "0123456789abcdef";
+  for (unsigned int i = 0; i < length; i++) {
+    hex[2 * i] = digits[md[i] >> 4];
+    hex[2 * i + 1] = digits[md[i] & 15];
+  }
+  napi_create_string_latin1(env, hex, 2 * length, &result);
+  return result;
+}
+
+static napi_value reader_close_method(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  blob_reader_t* r = unwrap(env, info, &argc, NULL);
+  if (r) reader_close(r);
+  return NULL;
+}
+
+napi_status blobreader_define(napi_env env, napi_value exports) {
+  napi_property_descriptor methods[] = {
+      {"read", NULL, reader_read, NULL, NULL, NULL, napi_default, NULL},
+      {"digest", NULL, reader_digest, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, reader_close_method, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_value reader_class, available;
+  napi_status status = napi_define_class(env, "BlobReader", NAPI_AUTO_LENGTH, reader_new, NULL, 3, methods, &reader_class);
+  if (status != napi_ok) return status;
+  resolve_openssl();
+  napi_get_boolean(env, ssl.available, &available);
+  napi_property_descriptor exported[] = {
+      {"BlobReader", NULL, NULL, NULL, NULL, reader_class, napi_default, NULL},
+      {"blobHashAvailable", NULL, NULL, NULL, NULL, available, napi_default, NULL},
+  };
+  return napi_define_properties(env, exports, 2, exported);
+}

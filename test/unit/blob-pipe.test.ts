@@ -1,0 +1,160 @@
+/**
+ * BlobPipe (src/blobs/blob-pipe.ts) on a real pipe, a FIFO written by a child
+ * process in bursts of odd sizes: the same bytes, and the same digests as
+ * node:crypto, whether hashed on the reader thread or on the main thread; a
+ * paused pipe stops reading; destroy() ends the reader thread and closes the
+ * fd. The streams built on it are tested against real skopeo in
+ * test/proxy.test.ts and test/blob-pipe.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, constants, existsSync, openSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, it } from 'node:test';
+import { BlobPipe, offThreadHashing } from '../../src/blobs/blob-pipe.js';
+import { native } from '../../src/native.js';
+import { eventually, readerThreads, tempDir } from '../support/env.js';
+
+// Writes FILE into fd 3 (the FIFO) in pieces of the given sizes (cycled), with a pause of PAUSE_MS after each.
+const WRITER = `
+const fs = require('node:fs');
+const [file, sizes, pauseMs] = process.argv.slice(1);
+const data = fs.readFileSync(file);
+const pieces = sizes.split(',').map(Number);
+const fd = 3;
+let at = 0, i = 0;
+(function next() {
+  while (at < data.length) {
+    const n = Math.min(pieces[i++ % pieces.length], data.length - at);
+    fs.writeSync(fd, data, at, n);
+    at += n;
+    if (Number(pauseMs) > 0) return setTimeout(next, Number(pauseMs));
+  }
+  fs.closeSync(fd);
+})();
+`;
+
+interface Fixture {
+  data: Buffer;
+  pipe: BlobPipe;
+  fd: number;
+  writer: ChildProcess;
+  [Symbol.dispose](): void;
+}
+
+/** A FIFO with a child writing `data` into it, and a BlobPipe reading it. */
+function pipeOf(data: Buffer, options: ConstructorParameters<typeof BlobPipe>[1], sizes = [1, 4096, 65_537, 1 << 20, 300_000], pauseMs = 20): Fixture {
+  const dir = tempDir();
+  const file = join(dir.path, 'data');
+  writeFileSync(file, data);
+  const fifo = join(dir.path, 'fifo');
+  native.mknod(Buffer.from(fifo), 'fifo', 0o600, 0, 0);
+  const fd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  // Opened here, before the reader starts: a FIFO with no writer yet reads as EOF.
+  const writeEnd = openSync(fifo, 'w');
+  const writer = spawn(process.execPath, ['-e', WRITER, file, sizes.join(','), String(pauseMs)], { stdio: ['ignore', 'ignore', 'ignore', writeEnd] });
+  closeSync(writeEnd);
+  const pipe = new BlobPipe(fd, options);
+  return {
+    data,
+    pipe,
+    fd,
+    writer,
+    [Symbol.dispose]() {
+      pipe.destroy();
+      writer.kill();
+      dir[Symbol.dispose]();
+    },
+  };
+}
+
+/** Reads the pipe to its end, keeping every chunk as delivered (a consumer that holds on to them). */
+function readAll(pipe: BlobPipe): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    pipe.on('data', (chunk) => chunks.push(chunk));
+    pipe.on('end', () => resolve(chunks));
+    pipe.on('error', reject);
+    pipe.resume();
+  });
+}
+
+describe('BlobPipe', () => {
+  it('the addon hashes off the main thread here (the Node process has OpenSSL)', () => {
+    assert.equal(offThreadHashing, true);
+  });
+
+  for (const hashOffThread of [true, false]) {
+    for (const algorithm of ['sha256', 'sha384', 'sha512']) {
+      it(`gives the bytes written, and node:crypto's ${algorithm} digest (hashed on the ${hashOffThread ? 'reader' : 'main'} thread)`, async () => {
+        using fixture = pipeOf(randomBytes(5 * 1024 * 1024 + 12_345), { algorithm, hashOffThread });
+        const chunks = await readAll(fixture.pipe);
+        // Chunks are kept until the end: a buffer read into again would have changed an earlier one.
+        assert.ok(Buffer.concat(chunks).equals(fixture.data), 'the same bytes, in order');
+        assert.ok(chunks.some((chunk) => chunk.length < 64 * 1024), 'small chunks were delivered too (the copy path ran)');
+        assert.equal(fixture.pipe.digest(), createHash(algorithm).update(fixture.data).digest('hex'));
+      });
+    }
+  }
+
+  it('reads an empty pipe to its end, with the digest of nothing', async () => {
+    using fixture = pipeOf(Buffer.alloc(0), { algorithm: 'sha256' });
+    assert.deepEqual(await readAll(fixture.pipe), []);
+    assert.equal(fixture.pipe.digest(), createHash('sha256').digest('hex'));
+  });
+
+  it('without an algorithm there is no digest', async () => {
+    using fixture = pipeOf(Buffer.alloc(1000, 1), {});
+    assert.equal(Buffer.concat(await readAll(fixture.pipe)).length, 1000);
+    assert.throws(() => fixture.pipe.digest(), /not hashing/);
+  });
+
+  it('reads nothing until resumed, and stops reading while paused (the writer blocks on the full pipe)', async () => {
+    using fixture = pipeOf(randomBytes(16 * 1024 * 1024), { algorithm: 'sha256' }, [1 << 20], 0);
+    let received = 0;
+    let pausedOnce = false;
+    fixture.pipe.on('data', (chunk) => {
+      received += chunk.length;
+      if (received >= 3 * 1024 * 1024 && !pausedOnce) {
+        pausedOnce = true;
+        fixture.pipe.pause();
+      }
+    });
+    await sleep(200);
+    assert.equal(received, 0, 'made paused: no read before resume()');
+    const ended = new Promise<void>((resolve) => fixture.pipe.on('end', resolve));
+    fixture.pipe.resume();
+    await eventually(() => fixture.pipe.isPaused());
+    await sleep(300);
+    const held = received;
+    await sleep(300);
+    assert.equal(received, held, 'no chunk while paused');
+    assert.ok(held <= 4 * 1024 * 1024 + 1, `at most one chunk after pause(): ${held}`);
+    assert.equal(fixture.writer.exitCode, null, 'the writer is still blocked on the pipe');
+    fixture.pipe.resume();
+    await ended;
+    assert.equal(received, fixture.data.length);
+    assert.equal(fixture.pipe.digest(), createHash('sha256').update(fixture.data).digest('hex'));
+  });
+
+  it('destroy() mid-read ends the reader thread and closes the fd, with no event after', async () => {
+    const before = readerThreads();
+    using fixture = pipeOf(randomBytes(8 * 1024 * 1024), { algorithm: 'sha256' }, [65_536], 10);
+    const events: string[] = [];
+    fixture.pipe.on('end', () => events.push('end'));
+    fixture.pipe.on('error', () => events.push('error'));
+    await new Promise<void>((resolve) => {
+      fixture.pipe.on('data', () => resolve());
+      fixture.pipe.resume();
+    });
+    assert.equal(readerThreads(), before + 1, 'one reader thread while reading');
+    assert.ok(existsSync(`/proc/self/fd/${fixture.fd}`));
+    fixture.pipe.destroy();
+    assert.equal(readerThreads(), before, 'the thread is joined by destroy()');
+    assert.equal(existsSync(`/proc/self/fd/${fixture.fd}`), false, 'the fd is closed');
+    await sleep(100);
+    assert.deepEqual(events, []);
+  });
+});
