@@ -213,6 +213,14 @@ export const MUTANTS = [
     test: 'unit/extract',
     only: 'refuses',
   },
+  {
+    name: 'a resumed writer with no layer left never sets the checkpoint\'s directories',
+    file: 'src/extract/rootfs-writer.ts',
+    find: 'if (this.#options.resumeFrom) this.#rootfs ??= this.#open();',
+    replace: '',
+    test: 'unit/extract',
+    only: 'resumed after the last layer',
+  },
   // --- Whole images (test/images.test.ts)
   {
     name: 'extractImage frees a fetch slot before the layer is applied (unbounded spool)',

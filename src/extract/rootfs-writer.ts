@@ -254,8 +254,12 @@ export class RootfsWriter {
     return { diffId };
   }
 
-  /** Sets directory modes and times; call once after the last layer. */
+  /**
+   * Sets directory modes and times; call once after the last layer (also
+   * when resuming a run that had applied every layer but died before this).
+   */
   async finish(): Promise<ExtractionReport> {
+    if (this.#options.resumeFrom) this.#rootfs ??= this.#open();
     const rootfs = this.#rootfs;
     if (!rootfs) return { entries: 0, skippedXattrs: [] };
     const depth = (rel: string) => (rel === '' ? 0 : rel.split('/').length);

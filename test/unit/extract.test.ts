@@ -57,6 +57,19 @@ describe('RootfsWriter: layer semantics', () => {
     assert.equal(readFileSync(join(root, 'deep/er/file.txt'), 'utf8'), 'implicit parents');
   });
 
+  it('a writer resumed after the last layer still sets the directories the checkpoint holds (a run killed before finish)', async () => {
+    using dir = tempDir();
+    const root = join(dir.path, 'root');
+    const first = new RootfsWriter(root);
+    await first.applyLayer(layer([{ type: 'dir', name: 'etc/', mode: 0o750, mtime: 1_600_000_000 }, { type: 'file', name: 'etc/conf', content: 'x' }]));
+    const checkpoint = first.checkpoint(); // the state file's, as extractImage records it after each layer
+    assert.notEqual(statSync(join(root, 'etc')).mtimeMs, 1_600_000_000_000, 'not set until finish');
+    // The process dies here; the next run has no layer left to apply.
+    await new RootfsWriter(root, { resumeFrom: checkpoint }).finish();
+    assert.equal(statSync(join(root, 'etc')).mtimeMs, 1_600_000_000_000);
+    assert.equal(statSync(join(root, 'etc')).mode & 0o7777, 0o750);
+  });
+
   it('applies whiteouts and opaque directories across layers', async () => {
     const { dir, root } = await extract([
       [
