@@ -133,6 +133,7 @@ before(async () => {
       { name: 'archive', source: `docker-archive:${dir('app.tar')}` },
       { name: 'mirror/*', source: `docker://${registry.host}/` },
       { name: 'corrupt', source: `oci:${dir('corrupt')}` },
+      { name: 'corrupt-tiny', source: `oci:${dir('corrupt-tiny')}` },
     ],
     idleClose: 300,
     onRequest: (entry) => log.push(entry),
@@ -420,6 +421,20 @@ describe('serve: faults, limits and load', () => {
     await assert.rejects(copyToDir(through('corrupt:bad'), 'got-corrupt', PLAIN));
     const good = await fetchRaw('GET', `/v2/corrupt/blobs/${corrupt.layers[0]!.digest}`);
     assert.equal(sha256(good.body), corrupt.layers[0]!.digest, 'the proxy still serves');
+  });
+
+  it('a corrupt blob that fails before a byte went out (one chunk) is a proper 500 with an error body', async () => {
+    const tiny: LayerSpec = { compression: 'none', entries: [{ type: 'file', name: 'tiny.txt', content: 'a blob skopeo writes at once\n' }] };
+    const corrupt = buildImage(dir('corrupt-tiny'), 'bad', [tiny]);
+    await fetchRaw('GET', '/v2/corrupt-tiny/manifests/bad');
+    const layer = corrupt.layers[0]!;
+    const bytes = readFileSync(layer.path);
+    bytes[520] = bytes[520]! ^ 0xff; // in the file's content (after its 512-byte tar header): same size, another digest
+    writeFileSync(layer.path, bytes);
+    const answer = await fetchRaw('GET', `/v2/corrupt-tiny/blobs/${layer.digest}`);
+    assert.equal(answer.status, 500, `status ${answer.status}, aborted ${answer.aborted}`);
+    assert.equal(errorCode(answer), 'UNKNOWN');
+    assert.match(answer.body.toString(), /failed verification/);
   });
 });
 

@@ -1,13 +1,13 @@
 /**
  * Sends a blob stream as an HTTP body. HTTP cannot report an error once the
  * status is sent, so:
- *  - the status waits for the first chunk (or the end, or the error): a blob
- *    missing or broken at the source is a proper 404 or 500;
  *  - the last chunk is held back until the stream has ended, which it does
  *    only once the blob is verified (by the proxy's FinishPipe verdict, or by
- *    the hash on the GetRawBlob path): a blob that fails verification, or any
- *    failure after the first byte, destroys the connection short of its
- *    Content-Length, never a whole-looking 200;
+ *    the hash on the GetRawBlob path), and the status goes out with the first
+ *    byte sent: a blob missing or broken at the source, or one that fails
+ *    verification before any byte went out (a blob of one chunk), is a
+ *    proper 404 or 500; any failure after the first byte destroys the
+ *    connection short of its Content-Length, never a whole-looking 200;
  *  - a client that takes no bytes for `clientIdleTimeoutMs` is cut off, so a
  *    slow client cannot hold the proxy (on protocols before 0.2.8, FinishPipe
  *    waits for the pipe to be drained), and buffering is bounded: at most
@@ -30,8 +30,8 @@ export interface BlobHeaders {
 export type BlobOutcome = 'complete' | 'client-gone' | 'client-idle' | 'failed';
 
 /**
- * Answers with the blob `open()` gives. Rejects before anything is sent
- * (the caller answers with an error body); after the status, resolves with
+ * Answers with the blob `open()` gives. Rejects while nothing is sent (the
+ * caller answers with an error body); once the status is out, resolves with
  * how it ended and destroys the connection unless it was complete. Counts
  * the body bytes handed to the socket in `sent`.
  */
@@ -44,39 +44,39 @@ export async function respondWithBlob(
 ): Promise<BlobOutcome> {
   const stream = await open();
   const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  let first: IteratorResult<Buffer>;
-  try {
-    first = await untilClientGone(res, chunks.next());
-  } catch (error) {
-    stream.destroy();
-    throw error;
-  }
-  if (first === CLIENT_GONE) {
-    stream.destroy();
-    return 'client-gone';
-  }
-  res.writeHead(200, {
-    'Content-Type': 'application/octet-stream',
-    'Content-Length': headers.size,
-    'Docker-Content-Digest': headers.digest,
-  });
+  const sendStatus = (): void => {
+    if (res.headersSent) return;
+    res.writeHead(200, {
+      'Content-Type': 'application/octet-stream',
+      'Content-Length': headers.size,
+      'Docker-Content-Digest': headers.digest,
+    });
+  };
   // Held back until the stream has ended, i.e. the blob is verified.
-  let held = first.done ? undefined : first.value;
+  let held: Buffer | undefined;
   try {
     for (;;) {
       const next = await untilClientGone(res, chunks.next());
       if (next === CLIENT_GONE) return abandon(res, stream, 'client-gone');
       if (next.done) break;
-      if (held) sent.bytes += held.length;
-      // Wait for the client only once a bounded amount is queued: a wait per chunk costs a fifth of the throughput.
-      if (held && !res.write(held) && res.writableLength >= MAX_QUEUED_BYTES && !(await drained(res, clientIdleTimeoutMs))) {
-        return abandon(res, stream, res.destroyed ? 'client-gone' : 'client-idle');
+      if (held) {
+        sendStatus();
+        sent.bytes += held.length;
+        // Wait for the client only once a bounded amount is queued: a wait per chunk costs a fifth of the throughput.
+        if (!res.write(held) && res.writableLength >= MAX_QUEUED_BYTES && !(await drained(res, clientIdleTimeoutMs))) {
+          return abandon(res, stream, res.destroyed ? 'client-gone' : 'client-idle');
+        }
       }
       held = next.value;
     }
-  } catch {
+  } catch (error) {
+    if (!res.headersSent) {
+      stream.destroy();
+      throw error; // nothing went out: the caller answers 404 or 500
+    }
     return abandon(res, stream, 'failed');
   }
+  sendStatus();
   if (held) sent.bytes += held.length;
   await new Promise<void>((resolve) => res.end(held, resolve));
   return 'complete';
