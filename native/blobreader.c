@@ -42,12 +42,15 @@
 // over: fewer, larger chunks for the loop, at little latency.
 #define COALESCE_MS 1
 #define THREAD_STACK (256 * 1024)
-// The pipe's capacity (src/blobs/stream-kit.ts BLOB_PIPE_BYTES): one read takes all it holds.
-#define CHUNK_BYTES (1024 * 1024)
+// Bytes per read, and the block a chunk is handed out in. A quarter of the
+// pipe's capacity (BLOB_PIPE_BYTES): whole images at jobs 4 grew RSS by 76-90
+// MiB with 1 MiB blocks and a pool of 32, 44-49 MiB with these (the old
+// net.Socket path: 44-51), at the same single-stream speed (bench/RESULTS.md).
+#define CHUNK_BYTES (256 * 1024)
 // Below this, a chunk is copied into a Buffer of its size.
 #define COPY_BELOW (CHUNK_BYTES / 4)
-// Free blocks kept for reuse, process-wide; beyond this they are freed.
-#define POOL_MAX 32
+// Free blocks kept for reuse, process-wide (4 MiB); beyond this they are freed.
+#define POOL_MAX 16
 
 // --- recycled blocks ---------------------------------------------------------
 static uv_once_t pool_once = UV_ONCE_INIT;

@@ -9,12 +9,13 @@
  * the consumer has us resumed, one chunk at a time; a paused consumer holds
  * the reads (and skopeo's writer, once the pipe is full).
  *
- * Buffers: a read fills a 1 MiB block of the addon's. A full (or mostly
+ * Buffers: a read fills a 256 KiB block of the addon's. A full (or mostly
  * full) one is handed to the consumer as a Buffer over the block, which goes
  * back to the addon's pool once that Buffer is garbage collected; a small one
  * is copied into a right-sized Buffer and its block read into again, so a
- * consumer that holds many small chunks never pins 1 MiB for each. (A fresh
- * 1 MiB Buffer per chunk cost more CPU than the hashing: bench/RESULTS.md.)
+ * consumer that holds many small chunks never pins a block for each. (A fresh
+ * Buffer per chunk cost more CPU than the hashing; 1 MiB blocks let dead
+ * chunks pile up between collections: bench/RESULTS.md.)
  */
 import { createHash, type Hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
