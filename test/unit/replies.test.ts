@@ -235,4 +235,25 @@ describe('Transport', () => {
     transport.fail(exited);
     await assert.rejects(request, (error) => error === exited);
   });
+
+  it('a plain reply with a pipe id is a ProtocolError naming it, and the next request is answered', async () => {
+    const [ours, theirs] = native.socketPair();
+    const transport = new Transport(ours, transportOwner());
+    // The peer: answers the first request with a stray pipe id, the second properly.
+    const answers = ['{"success":true,"value":1,"pipeid":5}', '{"success":true,"value":2,"pipeid":0}'];
+    const peer = new native.Channel(theirs, (error, data) => {
+      if (!error && data) peer.send(Buffer.from(answers.shift()!));
+    });
+    try {
+      await assert.rejects(transport.request('OpenImage', ['one'], 'plain', { replyTimeoutMs: 0 }), (error: unknown) => {
+        assert.ok(error instanceof ProtocolError, String(error));
+        assert.equal(error.message, 'OpenImage: the reply has an unexpected pipeid 5');
+        return true;
+      });
+      assert.deepEqual(await transport.request('OpenImage', ['two'], 'plain', { replyTimeoutMs: 0 }), { kind: 'plain', value: 2 });
+    } finally {
+      transport.fail(new Error('done'));
+      peer.close(); // an open channel would keep the test process alive
+    }
+  });
 });
