@@ -20,10 +20,13 @@ const SLOW = new Set(['real-images']);
  * listed run last.
  */
 const ORDER = [
-  'unit/progress', 'unit/retry', 'unit/protocol', 'unit/storage', 'unit/config', 'unit/oci-layout', 'unit/tar-reader', 'unit/extract-paths', 'unit/gnu-tar', 'unit/extract', 'unit/fuzz',
+  'unit/progress', 'unit/policy', 'unit/images', 'unit/retry', 'unit/replies', 'unit/protocol', 'unit/storage', 'unit/config', 'unit/oci-layout', 'unit/tar-reader', 'unit/extract-paths', 'unit/gnu-tar', 'unit/extract', 'unit/fuzz',
   'versions', // 2
+  'messages', // 4
+  'signals', // 4
   'proxy', // 4
   'soak', // 5
+  'deadlines', // 8
   'faults', // 10
   'pull', // 11
   'registry', // 15
@@ -39,7 +42,9 @@ const names = (dir, prefix) =>
     .sort();
 const rank = (name) => (ORDER.includes(name) ? ORDER.indexOf(name) : ORDER.length);
 const all = [...names('test/unit', 'unit/'), ...names('test', '').filter((name) => !SLOW.has(name))].sort((a, b) => rank(a) - rank(b));
-const chosen = process.env.MUTATE_TESTS ? process.env.MUTATE_TESTS.split(',').map((name) => name.trim()).filter(Boolean) : all;
+const chosen = process.env.MUTATE_TESTS
+  ? process.env.MUTATE_TESTS.split(',').map((name) => name.trim()).filter(Boolean).sort((a, b) => rank(a) - rank(b))
+  : all;
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {

@@ -83,7 +83,7 @@ function retryPolicy(value: unknown, Error: ErrorClass): RetryPolicy {
     throw new Error(`retry.attempts must be a whole number of attempts, 1 or more (1: no retry), got ${String(policy?.attempts)}`);
   }
   const { backoff } = policy;
-  if (backoff !== undefined && typeof backoff !== 'function' && !(typeof backoff === 'number' && Number.isFinite(backoff) && backoff >= 0)) {
+  if (backoff !== undefined && typeof backoff !== 'function' && !(Number.isFinite(backoff) && backoff >= 0)) {
     throw new Error(`retry.backoff must be milliseconds (a finite number, 0 or more) or a function of the retry number, got ${String(backoff)}`);
   }
   return policy as RetryPolicy;

@@ -63,12 +63,12 @@ export class ReplyDeadline {
   /** @internal The transport, when the reply came or will never come. */
   settle(): void {
     this.#settled = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    clearTimeout(this.#timer);
     this.#timer = undefined;
   }
 
   #restart(): void {
-    if (this.#timer) clearTimeout(this.#timer);
+    clearTimeout(this.#timer);
     const onExpired = this.#onExpired!;
     this.#timer = timer(this.#ms, () => {
       this.settle();
@@ -215,6 +215,7 @@ export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undef
       promise.catch(() => {});
       reject(signal.reason);
     };
+    // Stryker disable next-line ObjectLiteral,BooleanLiteral: equivalent: a signal aborts once, and settling removes the listener
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(
       (value) => (signal.removeEventListener('abort', onAbort), resolve(value)),

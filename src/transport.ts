@@ -168,6 +168,7 @@ export class Transport implements PipeOwner, DualOwner {
           deadline.settle();
         },
       };
+      // Stryker disable next-line ObjectLiteral,BooleanLiteral: equivalent: a signal aborts once, and cleanup() removes the listener
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#queue.push(entry);
       this.#pump();

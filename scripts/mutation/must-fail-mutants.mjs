@@ -204,6 +204,39 @@ export const MUTANTS = [
     test: 'deadlines',
     only: 'close call is aborted',
   },
+  // Stryker survivors of src/replies.ts and src/transport.ts (test/unit/replies.test.ts)
+  {
+    name: "a stalled pipe's FinishPipe keeps the full reply timeout (tighten never restarts the timer)",
+    file: 'src/replies.ts',
+    find: 'if (this.#onExpired) this.#restart();',
+    replace: 'if (false) this.#restart();',
+    test: 'unit/replies',
+    only: 'tighten',
+  },
+  {
+    name: 'a request sent to an exited child (EPIPE) fails with the send error, not the exit',
+    file: 'src/transport.ts',
+    find: "return code === 'EPIPE' ||",
+    replace: "return code === '' ||",
+    test: 'unit/replies',
+    only: 'closed peer',
+  },
+  {
+    name: 'an abortable call never settles when it fails',
+    file: 'src/replies.ts',
+    find: "(error: unknown) => (signal.removeEventListener('abort', onAbort), reject(error)),",
+    replace: '() => undefined,',
+    test: 'unit/replies',
+    only: 'untilAborted',
+  },
+  {
+    name: 'a pipe over maxBytes is not refused with its ProtocolError',
+    file: 'src/replies.ts',
+    find: "if (error?.code === 'EFBIG') reject(",
+    replace: 'if (false) reject(',
+    test: 'unit/replies',
+    only: 'maxBytes',
+  },
   // --- Extraction (test/unit/extract.test.ts)
   {
     name: 'extraction lets ".." climb out of the root',

@@ -86,10 +86,39 @@ describe('extract state file', () => {
     assert.ok(sameLayers(read!, ['sha256:1', 'sha256:2']));
     assert.ok(!sameLayers(read!, ['sha256:1']));
     assert.ok(!sameLayers(read!, ['sha256:2', 'sha256:1']));
-    for (const text of ['not json', '{}', JSON.stringify({ ...state, applied: 3 }), JSON.stringify({ ...state, version: 2 })]) {
+    assert.ok(!sameLayers(read!, ['sha256:1', 'sha256:2', 'sha256:3']), 'a longer list');
+    assert.ok(!sameLayers(read!, ['sha256:1', 'sha256:3']), 'one differs');
+    const broken = [
+      'not json',
+      '{}',
+      { ...state, applied: 3 },
+      { ...state, applied: -1 },
+      { ...state, version: 2 },
+      { ...state, diffIds: ['sha256:1', 2] },
+      { ...state, complete: 'no' },
+      { ...state, checkpoint: null },
+      { ...state, checkpoint: 'x' },
+    ];
+    for (const value of broken) {
+      const text = typeof value === 'string' ? value : JSON.stringify(value);
       writeFileSync(path, text);
       assert.equal(await readState(path), undefined, text);
     }
+    // The edges of `applied`: none and all are valid.
+    for (const applied of [0, 2]) {
+      writeFileSync(path, JSON.stringify({ ...state, applied }));
+      assert.equal((await readState(path))?.applied, applied);
+    }
+  });
+
+  it('reports a state file it cannot read or write, other than a missing one', async () => {
+    using dir = tempDir();
+    await assert.rejects(readState(dir.path), (error: unknown) => (error as NodeJS.ErrnoException).code === 'EISDIR');
+    await assert.rejects(writeState(join(dir.path, 'missing', 'state.json'), { version: 1, diffIds: [], applied: 0, complete: false, checkpoint: { entries: 0, uncompressedBytes: 0, directories: [], skippedXattrs: [] } }), (error: unknown) => {
+      assert.equal((error as NodeJS.ErrnoException).code, 'ENOENT');
+      assert.equal((error as NodeJS.ErrnoException).syscall, 'open', 'the write failed, not the clean-up after it');
+      return true;
+    });
   });
 });
 

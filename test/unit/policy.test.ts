@@ -38,6 +38,18 @@ describe('configPolicy', () => {
     assert.throws(() => configPolicy({ retry: { attempts: 2, backoff: -1 } }), /^ConfigurationError: retry.backoff must be/);
     assert.throws(() => configPolicy({ retry: { attempts: 2, backoff: Number.NaN } }), /retry.backoff/);
     assert.throws(() => configPolicy({ retry: null as never }), /retry.attempts/);
+    // Not an object, even one that carries attempts.
+    assert.throws(() => configPolicy({ retry: Object.assign(() => 0, { attempts: 2 }) as never }), /^ConfigurationError: retry.attempts must be/);
+  });
+
+  it('accepts a backoff of 0 and a backoff function', () => {
+    assert.deepEqual(configPolicy({ retry: { attempts: 2, backoff: 0 } }).retry, { attempts: 2, backoff: 0 });
+    const backoff = (retry: number): number => retry * 10;
+    assert.equal(configPolicy({ retry: { attempts: 2, backoff } }).retry?.backoff, backoff);
+  });
+
+  it('names stallTimeout when it is the bad one', () => {
+    assert.throws(() => configPolicy({ stallTimeout: -1 }), /^ConfigurationError: stallTimeout must be a whole number of milliseconds/);
   });
 });
 
