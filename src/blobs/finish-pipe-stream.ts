@@ -57,7 +57,7 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
   readonly #hashing: boolean;
   #received = 0;
   readonly #pipe: PipeReply;
-  readonly #socket: BlobPipe;
+  readonly #data: BlobPipe;
   /** Sends FinishPipe when the pipe goes quiet short of `size` (a short source). */
   readonly #quiet: IdleTimer;
   readonly #stall: IdleTimer;
@@ -75,19 +75,19 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
     this.#pipe = pipe;
     this.#quiet = new IdleTimer(options.quietMs ?? DEFAULT_QUIET_MS, () => this.#sendFinish());
     this.#stall = new IdleTimer(options.bodyIdleTimeoutMs, () => this.destroy(new StallError(this.digest, this.#received, options.bodyIdleTimeoutMs)));
-    this.#socket = new BlobPipe(setPipeSize(pipe.takeFd(), BLOB_PIPE_BYTES), {
+    this.#data = new BlobPipe(setPipeSize(pipe.takeFd(), BLOB_PIPE_BYTES), {
       algorithm: this.#hashing ? hashAlgorithm(options.digest) : undefined,
       hashOffThread: options.hashOffThread,
     });
-    this.#socket.pause();
-    this.#socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    this.#socket.on('end', () => {
+    this.#data.pause();
+    this.#data.on('data', (chunk: Buffer) => this.#onData(chunk));
+    this.#data.on('end', () => {
       this.#eof = true;
       this.#idle();
       this.#sendFinish();
       this.#maybeComplete();
     });
-    this.#socket.on('error', (error) => this.destroy(error));
+    this.#data.on('error', (error) => this.destroy(error));
     this.#detachSignal = watchSignal(this, options.signal);
   }
 
@@ -96,14 +96,14 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
   }
 
   override _read(): void {
-    if (this.#socket.isPaused()) this.#socket.resume();
+    if (this.#data.isPaused()) this.#data.resume();
     this.#waiting();
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#idle();
     this.#detachSignal();
-    this.#socket.destroy(); // the server's writer sees EPIPE and stops
+    this.#data.destroy(); // the server's writer sees EPIPE and stops
     // Frees the server's pipe (its verdict no longer matters). After a stall the
     // writer is stuck upstream: if FinishPipe is not answered soon, the proxy is wedged.
     this.#pipe.release(error instanceof StallError ? error : undefined);
@@ -121,15 +121,15 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
     this.#pipe.progress();
     if (room > 0 && !this.destroyed) {
       const accepted = this.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
-      if (!accepted && (!this.#sized || this.#received < this.expectedSize)) this.#socket.pause();
+      if (!accepted && (!this.#sized || this.#received < this.expectedSize)) this.#data.pause();
     }
     if (this.#sized && this.#received >= this.expectedSize) {
       // All we asked for is in: ask for the verdict, and drain any excess so
       // the server's writer (and so FinishPipe) can finish.
       this.#sendFinish();
-      this.#socket.resume();
+      this.#data.resume();
     }
-    if (this.#socket.isPaused()) this.#idle();
+    if (this.#data.isPaused()) this.#idle();
     else this.#waiting();
   }
 
@@ -174,7 +174,7 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
     } else if (this.#sized && this.#received !== this.expectedSize) {
       this.destroy(new BlobVerificationError(this.digest, this.expectedSize, this.#received, 'size mismatch'));
     } else {
-      const actual = this.#hashing ? digestOf(this.digest, this.#socket.digest()) : undefined;
+      const actual = this.#hashing ? digestOf(this.digest, this.#data.digest()) : undefined;
       if (actual !== undefined && actual !== this.digest) {
         this.destroy(new BlobVerificationError(this.digest, this.expectedSize, this.#received, `digest mismatch: the bytes hash to ${actual}`));
       } else {
