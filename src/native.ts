@@ -22,7 +22,7 @@ export type PacketCallback = (error: (Error & { code?: string }) | null | undefi
 
 /** A blob pipe read (and hashed) on a thread of its own: native/blobreader.c. */
 export interface NativeBlobReader {
-  /** Reads what the pipe gives (up to 1 MiB); the constructor's callback gets it as a Buffer (null at EOF). One read at a time. */
+  /** Reads what the pipe gives (up to one 256 KiB block); the constructor's callback gets it as a Buffer (null at EOF). One read at a time. */
   read(): void;
   /** The hex digest of every byte read, once EOF was delivered (when made with an algorithm). */
   digest(): string;

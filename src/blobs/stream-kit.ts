@@ -42,7 +42,7 @@ export interface StreamOptions {
 
 export const HIGH_WATER_MARK = 1024 * 1024;
 
-/** Blob pipes get 1 MiB buffers (the unprivileged maximum): fewer wake-ups per MiB, and a 1 MiB read takes all a pipe holds. */
+/** Blob pipes get 1 MiB buffers (the unprivileged maximum): fewer wake-ups per MiB; the reader thread drains one in a few 256 KiB reads. */
 export const BLOB_PIPE_BYTES = 1024 * 1024;
 
 const SUPPORTED_ALGORITHMS: Record<string, string> = { sha256: 'sha256', sha384: 'sha384', sha512: 'sha512' };
