@@ -1,23 +1,26 @@
 // Blob pipes read off the main thread (src/blobs/blob-pipe.ts holds the policy).
 //
 //   new BlobReader(fd, algorithm | null, onChunk)   takes the fd; one thread per pipe
-//     .read()         the thread fills a CHUNK_BYTES block with what the pipe has
+//     .setFlowing(b)  whether the consumer takes chunks. While it does, the
+//                     thread fills CHUNK_BYTES blocks with what the pipe has
 //                     (waiting for the first byte, then up to COALESCE_MS for
-//                     more), hashes it, and calls onChunk(error, chunk) on the
-//                     loop; chunk null is EOF
+//                     more), hashes each, and the loop calls onChunk(error,
+//                     chunk) for each in order; chunk null is EOF. Made paused.
 //     .digest()       the hex digest of every byte read (once EOF was delivered)
-//     .close()        cancels a pending read, joins the thread, closes the fd
+//     .close()        cancels a read in flight, joins the thread, closes the fd
 //   blobHashAvailable whether SHA-2 could be found in the Node process
 //
-// Only one read is outstanding at a time, and the thread reads only when asked:
-// a consumer that stops asking stops the reads (backpressure).
+// The thread reads one block ahead of the consumer: it reads and hashes the
+// next block while JS handles the last one (the two threads work at once), and
+// a paused consumer stops the reads after that one: backpressure reaches
+// skopeo's writer once the pipe is full.
 //
 // Blocks are recycled: a chunk is handed out as a Buffer over its block, and
 // the block goes back to a small pool when that Buffer is garbage collected
 // (it cannot be referenced any more), to be read into again. Fresh memory per
 // chunk cost more CPU than the hashing (page faults, unmapping: 2.1 against
 // 0.8 CPU s/GiB, bench/RESULTS.md). A chunk much smaller than a block is
-// copied out instead, and its block read into again at once. The digest is
+// copied out instead, and its block reused at once. The digest is
 // OpenSSL's, the one inside the Node process (node:crypto's), found at run time
 // with dlopen(NULL)/dlsym through libuv: the prebuilt addon links nothing but
 // libc. Threads, locks and dlopen all come from libuv for the same reason
@@ -81,12 +84,36 @@ static void block_put(void* block) {
   free(block);
 }
 
-// The finalizer of a handed-out chunk: its Buffer is gone, the block is free.
-// V8 is told of the block while a Buffer holds it, so that garbage collection
-// (which frees blocks for reuse) keeps pace with the chunks handed out.
-static void block_release(napi_env env, void* data, void* hint) {
+// V8 is told of a block while a Buffer holds it, so that garbage collection
+// (which frees blocks for reuse) keeps pace with the chunks handed out. It
+// mostly collects with 8-20 MiB of blocks held, but now and then lets dead
+// chunks pile up to 50 MiB (whole images at jobs 4 and 8: RSS grew by 68 MiB
+// in 2 of 168 bench measurements, by about 50 in the rest). So beyond
+// HELD_SOFT_LIMIT blocks held by Buffers, each further block counts four
+// times: the next collection comes sooner, and only when chunks pile up.
+// (Blocks are handed out and released on the threads of the Node
+// environments that hold them: atomic.)
+#define HELD_SOFT_LIMIT 96
+#define HELD_WEIGHT_OVER 4
+static int blocks_held;
+
+// How much the next block handed out counts for (its release gives back as much).
+static intptr_t block_weight(void) {
+  return __atomic_load_n(&blocks_held, __ATOMIC_RELAXED) >= HELD_SOFT_LIMIT ? HELD_WEIGHT_OVER : 1;
+}
+
+// Tells V8 of a block handed out with block_weight()'s weight.
+static void block_held(napi_env env, intptr_t weight) {
+  __atomic_add_fetch(&blocks_held, 1, __ATOMIC_RELAXED);
   int64_t ignored;
-  napi_adjust_external_memory(env, -(int64_t)CHUNK_BYTES, &ignored);
+  napi_adjust_external_memory(env, weight * CHUNK_BYTES, &ignored);
+}
+
+// The finalizer of a handed-out chunk: its Buffer is gone, the block is free.
+static void block_release(napi_env env, void* data, void* hint) {
+  __atomic_sub_fetch(&blocks_held, 1, __ATOMIC_RELAXED);
+  int64_t ignored;
+  napi_adjust_external_memory(env, -(intptr_t)hint * CHUNK_BYTES, &ignored);
   block_put(data);
 }
 
@@ -119,22 +146,28 @@ static void resolve_openssl(void) {
 
 // --- the reader --------------------------------------------------------------
 typedef struct {
+  char* block;
+  size_t length;
+} chunk_t;
+
+typedef struct {
   int fd, cancel_fd;
   napi_env env;
   napi_ref callback;
-  char* block;  // what the thread reads into; owned by the reader until handed out
-  int reading;  // a read is outstanding
   napi_async_context async_context;
   uv_async_t async;
   uv_thread_t thread;
   uv_mutex_t lock;
   uv_cond_t wake;
-  // Under lock: the request (target != NULL) and its result (done).
-  char* target;
-  size_t capacity;
-  int cancel, done, error;
-  size_t got;
-  int ended;  // EOF or an error was delivered: the thread is gone
+  // Under lock: what the loop wants, and what the thread has for it.
+  int flowing;                // the consumer takes chunks: the thread may read
+  int cancel;                 // close(): the thread stops
+  chunk_t ready;              // a filled and hashed block for the loop (block NULL: none)
+  char* spare;                // the empty block the thread reads into next, given by the loop
+  int finished, error;        // after the ready chunk: EOF (error 0) or a read error; the thread is gone
+  // The loop's own:
+  int ended;       // EOF or the error was delivered
+  int delivering;  // on_async is calling out: a callback that resumes must not re-enter it
   EVP_MD_CTX* hash;
   int closed, finalized, handle_closed, thread_started, hooked;
 } blob_reader_t;
@@ -171,33 +204,42 @@ static size_t fill(blob_reader_t* r, char* buf, size_t capacity, int* error) {
   }
 }
 
+// Reads and hashes block after block while the consumer is flowing, each once
+// the loop has taken the last and given a spare block; ends after EOF or a
+// read error.
 static void reader_thread(void* arg) {
   blob_reader_t* r = arg;
   prctl(PR_SET_NAME, THREAD_NAME, 0, 0, 0);
   for (;;) {
     uv_mutex_lock(&r->lock);
-    while (!r->target && !r->cancel) uv_cond_wait(&r->wake, &r->lock);
+    while (!r->cancel && !(r->flowing && !r->ready.block && r->spare)) uv_cond_wait(&r->wake, &r->lock);
     if (r->cancel) {
       uv_mutex_unlock(&r->lock);
-      return;
+      return;  // close() frees the spare block
     }
-    char* buf = r->target;
-    size_t capacity = r->capacity;
+    char* block = r->spare;
+    r->spare = NULL;
     uv_mutex_unlock(&r->lock);
 
     int error = 0;
-    size_t n = fill(r, buf, capacity, &error);
-    if (error == ECANCELED) return;
-    if (n > 0 && r->hash) ssl.update(r->hash, buf, n);
+    size_t n = fill(r, block, CHUNK_BYTES, &error);
+    if (error == ECANCELED) {
+      block_put(block);
+      return;
+    }
+    if (n > 0 && r->hash) ssl.update(r->hash, block, n);
 
     uv_mutex_lock(&r->lock);
-    r->target = NULL;
-    r->got = n;
-    r->error = error;
-    r->done = 1;
+    if (n > 0) {
+      r->ready = (chunk_t){block, n};
+    } else {
+      block_put(block);
+      r->finished = 1;
+      r->error = error;
+    }
     uv_mutex_unlock(&r->lock);
     uv_async_send(&r->async);
-    if (error || n == 0) return;  // EOF or a read error: nothing more to read
+    if (n == 0) return;  // EOF or a read error: nothing more to read
   }
 }
 
@@ -233,8 +275,9 @@ static void reader_close(blob_reader_t* r) {
   uv_close((uv_handle_t*)&r->async, on_handle_closed);
   if (r->hooked) napi_remove_env_cleanup_hook(r->env, reader_cleanup, r);
   r->hooked = 0;
-  block_put(r->block);  // the thread is joined: nothing writes into it any more
-  r->block = NULL;
+  block_put(r->ready.block);  // the thread is joined
+  block_put(r->spare);
+  r->ready.block = r->spare = NULL;
   if (r->callback) napi_delete_reference(r->env, r->callback);
   r->callback = NULL;
   if (r->async_context) napi_async_destroy(r->env, r->async_context);
@@ -255,39 +298,45 @@ static napi_value errno_error(napi_env env, int err) {
   return error;
 }
 
-// On the loop: deliver the finished read to onChunk(error, bytes).
-static void on_async(uv_async_t* handle) {
-  blob_reader_t* r = handle->data;
-  if (r->closed) return;
+// Gives the thread an empty block to read into next. Blocks are taken on the
+// loop's thread, so all come from (and are freed to) one malloc arena: taken
+// on the readers' threads, each thread's arena kept its own freed blocks, and
+// whole images at jobs 8 grew RSS by 70-77 MiB instead of about 50.
+static void give_spare(blob_reader_t* r) {
   uv_mutex_lock(&r->lock);
-  int done = r->done, error = r->error;
-  size_t got = r->got;
-  r->done = 0;
+  int wanted = !r->spare && !r->finished;
   uv_mutex_unlock(&r->lock);
-  if (!done) return;
-  uv_unref((uv_handle_t*)&r->async);  // no read outstanding: an idle pipe keeps nothing alive
-  r->ended = error || got == 0;
+  if (!wanted) return;
+  char* block = block_get();
+  if (!block) napi_fatal_error("BlobReader", NAPI_AUTO_LENGTH, "out of memory for a read block", NAPI_AUTO_LENGTH);
+  uv_mutex_lock(&r->lock);
+  r->spare = block;  // only the loop gives: the slot is still empty
+  uv_cond_signal(&r->wake);
+  uv_mutex_unlock(&r->lock);
+}
+
+// Calls onChunk(error, bytes) with one ready chunk, or with the end (bytes
+// null) or the read error.
+static void deliver(blob_reader_t* r, chunk_t chunk, int error) {
   napi_env env = r->env;
-  napi_handle_scope scope;
-  napi_open_handle_scope(env, &scope);
-  r->reading = 0;
+  intptr_t weight = block_weight();
   napi_value argv[2], callback, global, result;
   napi_get_undefined(env, &argv[0]);
-  if (error) {
+  if (!chunk.block && error) {
     argv[0] = errno_error(env, error);
     napi_get_undefined(env, &argv[1]);
-  } else if (got == 0) {
+  } else if (!chunk.block) {
     napi_get_null(env, &argv[1]);
-  } else if (got < COPY_BELOW) {
+  } else if (chunk.length < COPY_BELOW) {
     void* copy;
-    napi_create_buffer_copy(env, got, r->block, &copy, &argv[1]);  // the block is read into again
-  } else if (napi_create_external_buffer(env, got, r->block, block_release, NULL, &argv[1]) == napi_ok) {
-    r->block = NULL;  // handed out: back to the pool when the Buffer is collected
-    int64_t ignored;
-    napi_adjust_external_memory(env, CHUNK_BYTES, &ignored);
+    napi_create_buffer_copy(env, chunk.length, chunk.block, &copy, &argv[1]);
+    block_put(chunk.block);
+  } else if (napi_create_external_buffer(env, chunk.length, chunk.block, block_release, (void*)weight, &argv[1]) == napi_ok) {
+    block_held(env, weight);  // back to the pool when no Buffer or view holds the memory any more
   } else {
     void* copy;  // a runtime without external buffers: copy
-    napi_create_buffer_copy(env, got, r->block, &copy, &argv[1]);
+    napi_create_buffer_copy(env, chunk.length, chunk.block, &copy, &argv[1]);
+    block_put(chunk.block);
   }
   napi_get_reference_value(env, r->callback, &callback);
   napi_get_global(env, &global);
@@ -296,7 +345,43 @@ static void on_async(uv_async_t* handle) {
     napi_get_and_clear_last_exception(env, &exception);
     napi_fatal_exception(env, exception);
   }
-  napi_close_handle_scope(env, scope);
+}
+
+// On the loop: hand the ready chunk to JS while it is flowing (its callback
+// may pause or close us; the thread fills the next meanwhile), then the end
+// once the thread has finished.
+static void on_async(uv_async_t* handle) {
+  blob_reader_t* r = handle->data;
+  if (r->closed || r->ended || r->delivering) return;
+  r->delivering = 1;
+  napi_handle_scope scope;
+  napi_open_handle_scope(r->env, &scope);
+  while (!r->closed && !r->ended) {
+    chunk_t chunk = {NULL, 0};
+    int last = 0, error = 0;
+    uv_mutex_lock(&r->lock);
+    if (r->flowing && r->ready.block) {
+      chunk = r->ready;
+      r->ready.block = NULL;
+      uv_cond_signal(&r->wake);  // room for the next
+    } else if (r->flowing && r->finished) {
+      last = 1;
+      error = r->error;
+    }
+    uv_mutex_unlock(&r->lock);
+    if (!chunk.block && !last) break;
+    if (chunk.block) give_spare(r);  // the thread reads on while JS takes this one
+    if (last) {
+      r->ended = 1;
+      uv_unref((uv_handle_t*)&r->async);  // nothing more will come
+    }
+    napi_handle_scope chunk_scope;
+    napi_open_handle_scope(r->env, &chunk_scope);
+    deliver(r, chunk, error);
+    napi_close_handle_scope(r->env, chunk_scope);
+  }
+  napi_close_handle_scope(r->env, scope);
+  r->delivering = 0;
 }
 
 static void reader_finalize(napi_env env, void* data, void* hint) {
@@ -375,26 +460,26 @@ static napi_value reader_new(napi_env env, napi_callback_info info) {
   return self;
 }
 
-static napi_value reader_read(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  blob_reader_t* r = unwrap(env, info, &argc, NULL);
-  if (!r || r->closed || r->ended) {
-    napi_throw_error(env, "ECLOSED", "BlobReader is closed or at its end");
+static napi_value reader_set_flowing(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  bool flowing;
+  blob_reader_t* r = unwrap(env, info, &argc, argv);
+  if (argc < 1 || napi_get_value_bool(env, argv[0], &flowing) != napi_ok) {
+    napi_throw_type_error(env, NULL, "BlobReader.setFlowing(flowing: boolean)");
     return NULL;
   }
-  if (r->reading) {
-    napi_throw_error(env, "EBUSY", "BlobReader: a read is already outstanding");
-    return NULL;
-  }
-  if (!r->block) r->block = block_get();
-  if (!r->block) return throw_errno(env, "BlobReader", ENOMEM);
-  r->reading = 1;
-  uv_ref((uv_handle_t*)&r->async);  // a read in flight keeps the loop alive, as a reading socket does
+  if (!r || r->closed || r->ended) return NULL;  // nothing more to read: nothing to ask for
+  // A flowing reader keeps the loop alive, as a reading socket does; a paused one does not.
+  if (flowing) uv_ref((uv_handle_t*)&r->async);
+  else uv_unref((uv_handle_t*)&r->async);
+  if (flowing) give_spare(r);
   uv_mutex_lock(&r->lock);
-  r->target = r->block;
-  r->capacity = CHUNK_BYTES;
-  uv_cond_signal(&r->wake);
+  r->flowing = flowing;
+  int pending = flowing && (r->ready.block || r->finished);
+  if (flowing) uv_cond_signal(&r->wake);
   uv_mutex_unlock(&r->lock);
+  if (pending) uv_async_send(&r->async);  // delivered from the loop, never inside this call
   return NULL;
 }
 
@@ -402,8 +487,8 @@ static napi_value reader_digest(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   blob_reader_t* r = unwrap(env, info, &argc, NULL);
   napi_value result;
-  if (!r || r->closed || !r->hash || r->reading) {
-    napi_throw_error(env, "EINVAL", "BlobReader: no digest (not hashing, closed, or a read is outstanding)");
+  if (!r || r->closed || !r->hash || !r->ended || r->error) {
+    napi_throw_error(env, "EINVAL", "BlobReader: no digest (not hashing, closed, or the end not delivered)");
     return NULL;
   }
   unsigned char md[64];
@@ -430,7 +515,7 @@ static napi_value reader_close_method(napi_env env, napi_callback_info info) {
 
 napi_status blobreader_define(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
-      {"read", NULL, reader_read, NULL, NULL, NULL, napi_default, NULL},
+      {"setFlowing", NULL, reader_set_flowing, NULL, NULL, NULL, napi_default, NULL},
       {"digest", NULL, reader_digest, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, reader_close_method, NULL, NULL, NULL, napi_default, NULL},
   };

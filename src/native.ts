@@ -22,8 +22,12 @@ export type PacketCallback = (error: (Error & { code?: string }) | null | undefi
 
 /** A blob pipe read (and hashed) on a thread of its own: native/blobreader.c. */
 export interface NativeBlobReader {
-  /** Reads what the pipe gives (up to one 256 KiB block); the constructor's callback gets it as a Buffer (null at EOF). One read at a time. */
-  read(): void;
+  /**
+   * Whether the consumer takes chunks (made paused). While flowing, the reader
+   * thread reads one 256 KiB block ahead, and the constructor's
+   * callback gets each as a Buffer, in order (null at EOF), never inside this call.
+   */
+  setFlowing(flowing: boolean): void;
   /** The hex digest of every byte read, once EOF was delivered (when made with an algorithm). */
   digest(): string;
   /** Cancels a read in flight, joins the thread, closes the fd. */

@@ -5,9 +5,10 @@
  * chunks. It stands in for the `net.Socket` a pipe used to be read with, and
  * keeps its shape: `data`, `end` and `error` events, pause/resume, destroy.
  *
- * Backpressure: the thread reads only when asked, and it is asked only while
- * the consumer has us resumed, one chunk at a time; a paused consumer holds
- * the reads (and skopeo's writer, once the pipe is full).
+ * Backpressure: the thread reads only while the consumer has us resumed, one
+ * block ahead of it (it reads and hashes the next block while the loop hands
+ * out the last); a paused consumer holds the reads (and skopeo's writer, once
+ * the pipe is full).
  *
  * Buffers: a read fills a 256 KiB block of the addon's. A full (or mostly
  * full) one is handed to the consumer as a Buffer over the block, which goes
@@ -43,7 +44,6 @@ export class BlobPipe extends EventEmitter {
   /** Main-thread hash: where the addon cannot hash, or when asked not to. */
   readonly #jsHash: Hash | undefined;
   readonly #hashing: boolean;
-  #reading = false;
   #paused = true; // until the stream's first _read()
   #ended = false;
   #destroyed = false;
@@ -56,15 +56,14 @@ export class BlobPipe extends EventEmitter {
     this.#reader = new native.BlobReader(fd, offThread ? options.algorithm! : null, (error, chunk) => this.#onRead(error, chunk));
   }
 
-  /** Stops asking for reads (one already in flight still delivers its chunk). */
+  /** Stops the reads and the chunks (none is emitted while paused). */
   pause(): this {
-    this.#paused = true;
+    this.#flow(false);
     return this;
   }
 
   resume(): this {
-    this.#paused = false;
-    this.#read();
+    this.#flow(true);
     return this;
   }
 
@@ -85,14 +84,13 @@ export class BlobPipe extends EventEmitter {
     this.#reader.close();
   }
 
-  #read(): void {
-    if (this.#reading || this.#paused || this.#ended || this.#destroyed) return;
-    this.#reading = true;
-    this.#reader.read();
+  #flow(flowing: boolean): void {
+    if (this.#paused === !flowing) return;
+    this.#paused = !flowing;
+    if (!this.#ended && !this.#destroyed) this.#reader.setFlowing(flowing);
   }
 
   #onRead(error: Error | undefined, chunk: Buffer | null | undefined): void {
-    this.#reading = false;
     if (this.#destroyed) return;
     if (error) {
       this.#ended = true;
@@ -107,6 +105,5 @@ export class BlobPipe extends EventEmitter {
     }
     this.#jsHash?.update(chunk);
     this.emit('data', chunk);
-    this.#read();
   }
 }
