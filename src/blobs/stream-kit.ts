@@ -40,7 +40,12 @@ export interface StreamOptions {
   hashOffThread?: boolean | undefined;
 }
 
-export const HIGH_WATER_MARK = 1024 * 1024;
+/**
+ * What a blob stream buffers for a consumer that is behind: one reader block.
+ * The reader thread holds the next one ready; with 1 MiB here, whole images
+ * at jobs 4 grew RSS by about 6 MiB more at the same speed (bench/RESULTS.md 4f).
+ */
+export const HIGH_WATER_MARK = 256 * 1024;
 
 /** Blob pipes get 1 MiB buffers (the unprivileged maximum): fewer wake-ups per MiB; the reader thread drains one in a few 256 KiB reads. */
 export const BLOB_PIPE_BYTES = 1024 * 1024;
