@@ -151,8 +151,8 @@ export const MUTANTS = [
   {
     name: 'a blob pipe keeps reading while its consumer is paused',
     file: 'src/blobs/blob-pipe.ts',
-    find: 'if (this.#reading || this.#paused || this.#ended || this.#destroyed) return;',
-    replace: 'if (this.#reading || this.#ended || this.#destroyed) return;',
+    find: '  pause(): this {\n    this.#flow(false);',
+    replace: '  pause(): this {\n    this.#paused = true;',
     test: 'blob-pipe',
     only: 'a paused consumer holds the reads',
   },
