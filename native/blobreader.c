@@ -166,8 +166,7 @@ typedef struct {
   char* spare;                // the empty block the thread reads into next, given by the loop
   int finished, error;        // after the ready chunk: EOF (error 0) or a read error; the thread is gone
   // The loop's own:
-  int ended;       // EOF or the error was delivered
-  int delivering;  // on_async is calling out: a callback that resumes must not re-enter it
+  int ended;  // EOF or the error was delivered
   EVP_MD_CTX* hash;
   int closed, finalized, handle_closed, thread_started, hooked;
 } blob_reader_t;
@@ -320,6 +319,8 @@ static void give_spare(blob_reader_t* r) {
 static void deliver(blob_reader_t* r, chunk_t chunk, int error) {
   napi_env env = r->env;
   intptr_t weight = block_weight();
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
   napi_value argv[2], callback, global, result;
   napi_get_undefined(env, &argv[0]);
   if (!chunk.block && error) {
@@ -345,6 +346,7 @@ static void deliver(blob_reader_t* r, chunk_t chunk, int error) {
     napi_get_and_clear_last_exception(env, &exception);
     napi_fatal_exception(env, exception);
   }
+  napi_close_handle_scope(env, scope);
 }
 
 // On the loop: hand the ready chunk to JS while it is flowing (its callback
@@ -352,10 +354,7 @@ static void deliver(blob_reader_t* r, chunk_t chunk, int error) {
 // once the thread has finished.
 static void on_async(uv_async_t* handle) {
   blob_reader_t* r = handle->data;
-  if (r->closed || r->ended || r->delivering) return;
-  r->delivering = 1;
-  napi_handle_scope scope;
-  napi_open_handle_scope(r->env, &scope);
+  if (r->closed || r->ended) return;
   while (!r->closed && !r->ended) {
     chunk_t chunk = {NULL, 0};
     int last = 0, error = 0;
@@ -375,13 +374,8 @@ static void on_async(uv_async_t* handle) {
       r->ended = 1;
       uv_unref((uv_handle_t*)&r->async);  // nothing more will come
     }
-    napi_handle_scope chunk_scope;
-    napi_open_handle_scope(r->env, &chunk_scope);
     deliver(r, chunk, error);
-    napi_close_handle_scope(r->env, chunk_scope);
   }
-  napi_close_handle_scope(r->env, scope);
-  r->delivering = 0;
 }
 
 static void reader_finalize(napi_env env, void* data, void* hint) {
