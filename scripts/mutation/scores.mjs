@@ -79,9 +79,15 @@ if (args.includes('--survivors')) {
     const left = mutants
       .filter((m) => m.status === 'Survived' || m.status === 'NoCoverage')
       .sort((a, b) => a.location.start.line - b.location.start.line || a.location.start.column - b.location.start.column);
+    // The mutated text itself: several mutants may start at one column (`a` and `a || b`).
+    const text = ({ start, end }) =>
+      start.line === end.line
+        ? lines[start.line - 1]?.slice(start.column - 1, end.column - 1)
+        : [lines[start.line - 1]?.slice(start.column - 1), ...lines.slice(start.line, end.line - 1), lines[end.line - 1]?.slice(0, end.column - 1)].join('\n');
     for (const mutant of left) {
       const { start } = mutant.location;
-      console.log(`${file}:${start.line}:${start.column} ${mutant.status} ${mutant.mutatorName}: ${lines[start.line - 1]?.trim()}  =>  ${mutant.replacement ?? ''}`);
+      const original = text(mutant.location).replace(/\s*\n\s*/g, ' ');
+      console.log(`${file}:${start.line}:${start.column} ${mutant.status} ${mutant.mutatorName}: ${original.length > 160 ? `${original.slice(0, 160)}…` : original}  =>  ${mutant.replacement ?? ''}`);
     }
   }
 }
