@@ -474,6 +474,13 @@ describe('RootfsWriter: options, errors and what a layer leaves behind', () => {
     assert.match(String((error.cause as NodeJS.ErrnoException).code), /^Z_/);
   });
 
+  it('a blob stream that fails passes its own error through (not "does not decompress")', async () => {
+    using dir = tempDir();
+    const failure = Object.assign(new Error('the proxy went away'), { code: 'ECONNRESET' });
+    const blob = new Readable({ read() { this.destroy(failure); } });
+    await assert.rejects(new RootfsWriter(join(dir.path, 'root')).applyLayer(blob), (e: unknown) => e === failure);
+  });
+
   it('names the errno, the syscall and the cause of a failed entry, and of a layer that is not tar', async () => {
     using dir = tempDir();
     const long = 'n'.repeat(300);
@@ -513,10 +520,12 @@ describe('RootfsWriter: options, errors and what a layer leaves behind', () => {
 
   it('a directory removed and made again by a later layer gets the new one\'s metadata, not the old deferred one', async () => {
     const { dir, root } = await extract([
-      [{ type: 'dir', name: 'd/', mode: 0o700, mtime: 1_000_000_000 }, { type: 'dir', name: 'd/sub/', mode: 0o700, mtime: 1_000_000_000 }],
+      [{ type: 'dir', name: 'd/', mode: 0o700, mtime: 1_000_000_000 }, { type: 'dir', name: 'd/sub/', mode: 0o700, mtime: 1_000_000_000 }, { type: 'dir', name: 'keep/', mode: 0o750, mtime: 1_000_000_000 }],
       [{ type: 'file', name: '.wh.d', content: '' }, { type: 'file', name: 'd/sub/f', content: 'x' }],
     ]);
     using _ = dir;
+    assert.equal(statSync(join(root, 'keep')).mode & 0o7777, 0o750, 'another directory keeps its own');
+    assert.equal(statSync(join(root, 'keep')).mtimeMs, 1_000_000_000_000);
     for (const path of ['d', 'd/sub']) {
       const stat = statSync(join(root, path));
       assert.equal(stat.mode & 0o7777, 0o755, `${path}: made implicitly, 0755`);
