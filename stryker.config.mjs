@@ -62,9 +62,13 @@ export default {
   buildCommand: 'bash scripts/mutation/build.sh',
   coverageAnalysis: 'perTest',
   // Results are kept in incrementalFile: a re-run only tests mutants whose
-  // code or covering test files changed (--force: everything in scope).
+  // code or covering test files changed (--force: everything in scope), and
+  // keeps the results of the files outside its --mutate scope, so chunks run
+  // one after another add up to one result for src/. It lives in the cache
+  // dir, which this machine keeps between sessions and worktrees (reports/
+  // goes with the worktree); `node scripts/mutation/scores.mjs` reads it.
   incremental: true,
-  incrementalFile: 'reports/mutation/incremental.json',
+  incrementalFile: '.cache/mutation/incremental.json',
   // One test file at a time, one mutant at a time: the tests spawn skopeo,
   // registries and podman, and share the machine.
   concurrency: 1,

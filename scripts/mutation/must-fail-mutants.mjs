@@ -254,6 +254,47 @@ export const MUTANTS = [
     test: 'unit/extract',
     only: 'resumed after the last layer',
   },
+  // Stryker survivors of 2026-12-05 (MUTATION.md), killed by test/unit/extract*.test.ts
+  {
+    name: 'a whiteout of nothing (".wh." alone) deletes the directory it is in',
+    file: 'src/extract/rootfs-writer.ts',
+    find: "if (victim === '' || victim === '.' || victim === '..') throw",
+    replace: "if (victim === '.' || victim === '..') throw",
+    test: 'unit/extract',
+    only: 'refuses a whiteout of nothing',
+  },
+  {
+    name: 'an opaque directory reads lower names as UTF-8 (a non-UTF-8 name survives it)',
+    file: 'src/extract/rootfs-writer.ts',
+    find: "readdirSync(this.#inRoot.host(dirRel), { encoding: 'buffer' })",
+    replace: 'readdirSync(this.#inRoot.host(dirRel))',
+    test: 'unit/extract',
+    only: 'whiteouts: only in their own directory',
+  },
+  {
+    name: 'a directory removed by a later layer keeps its deferred mode and mtime for the next one made there',
+    file: 'src/extract/rootfs-writer.ts',
+    find: 'if (key === rel || key.startsWith(`${rel}/`)) this.#rootfs.deferred.delete(key);',
+    replace: 'if (false) this.#rootfs.deferred.delete(key);',
+    test: 'unit/extract',
+    only: 'removed and made again',
+  },
+  {
+    name: 'every extracted file leaks its fd',
+    file: 'src/extract/rootfs-writer.ts',
+    find: '      } finally {\n        closeSync(file.fd);\n      }',
+    replace: '      } finally {\n      }',
+    test: 'unit/extract',
+    only: 'no file descriptor open',
+  },
+  {
+    name: 'the directory cache joins components without a separator (a/b and ab are one key)',
+    file: 'src/extract/in-root.ts',
+    find: "this.#cache.set(parts.slice(0, i + 1).join('/'), current);",
+    replace: "this.#cache.set(parts.slice(0, i + 1).join(''), current);",
+    test: 'unit/extract-paths',
+    only: 'never mistakes one path',
+  },
   // --- Whole images (test/images.test.ts)
   {
     name: 'extractImage frees a fetch slot before the layer is applied (unbounded spool)',

@@ -15,38 +15,25 @@
 // 3. Temporary files. A mutant that fails a test ends the file's process
 //    early (bail), before its `after` hooks remove their OCI layouts and
 //    registries' storage; over thousands of mutants that would fill /tmp. So
-//    each test process gets its own TMPDIR, removed when it exits, and the
-//    ones left by processes that were killed outright (timeouts) are removed
-//    by the next test process.
+//    each test process gets its own TMPDIR, removed when it exits.
+// 4. Processes and files left behind. A test process that Stryker kills
+//    outright (a timeout) runs no exit hook, and the processes it started
+//    live on (Stryker kills the test process, not its children). A watchdog
+//    (reaper.cjs) beside each test process kills, once it has ended, the
+//    processes it started that are still running, never another, and
+//    removes its TMPDIR. Directories whose owner and watchdog are both gone
+//    are removed by the next test process.
 'use strict';
-const { execFileSync } = require('node:child_process');
+const { spawn } = require('node:child_process');
 const { randomBytes } = require('node:crypto');
-const { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
+const { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
+const { OWNER_TOKEN, WATCH, startTime, removeTree } = require('./reaper.cjs');
 
 const CHILD_COVERAGE = 'CIP_MUTATION_CHILD_COVERAGE';
 const PREFIX = 'cip-mutation-';
 const dryRun = process.env.STRYKER_DRY_RUN === 'true'; // set by the tap runner; coverage is read in the dry run only
-
-/**
- * Removes a test process's directory, never throwing: first the mounts a
- * bailed-out test left below it (containers/storage bind-mounts its overlay
- * directory), deepest first, as the tests' own cleanup does.
- */
-function removeTree(dir) {
-  try {
-    const points = readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .map((line) => line.split(' ')[4]?.replace(/\\(\d{3})/g, (_, octal) => String.fromCharCode(parseInt(octal, 8))))
-      .filter((point) => point !== undefined && point.startsWith(`${dir}/`))
-      .sort((a, b) => b.length - a.length);
-    for (const point of points) execFileSync('umount', ['-l', point], { stdio: 'ignore' });
-    rmSync(dir, { recursive: true, force: true });
-  } catch (error) {
-    process.stderr.write(`tap-hook: could not remove ${dir}: ${error.message}\n`);
-  }
-}
 
 if (process.env[CHILD_COVERAGE]) {
   // A node process started by a test.
@@ -62,13 +49,16 @@ if (process.env[CHILD_COVERAGE]) {
   // The test file's process.
   if (/[/]\.stryker-tmp[/]sandbox-[^/]+$/.test(process.cwd())) chmodSync(process.cwd(), 0o755);
   const base = tmpdir();
+  // A directory is named after its owner's pid and start time: its owner is
+  // gone when no process has that pid with that start time (pids are reused).
   for (const name of readdirSync(base)) {
-    const pid = new RegExp(`^${PREFIX}(\\d+)-`).exec(name)?.[1];
-    if (pid && !existsSync(`/proc/${pid}`)) removeTree(join(base, name));
+    const [, pid, start] = new RegExp(`^${PREFIX}(\\d+)-(\\d+)-`).exec(name) ?? [];
+    if (pid && startTime(pid) !== Number(start)) removeTree(join(base, name));
   }
   // Lower case only: podman refuses references to paths with capitals, and
   // containers-storage.test.ts names paths under TMPDIR in references.
-  const root = join(base, `${PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+  const ownStart = startTime(process.pid);
+  const root = join(base, `${PREFIX}${process.pid}-${ownStart}-${randomBytes(4).toString('hex')}`);
   mkdirSync(root);
   chmodSync(root, 0o1777); // like /tmp: the rootless test's user works under it too
   const coverageDir = join(root, 'coverage');
@@ -78,6 +68,17 @@ if (process.env[CHILD_COVERAGE]) {
   chmodSync(tmp, 0o1777);
   process.env.TMPDIR = tmp;
   process.env[CHILD_COVERAGE] = coverageDir;
+  // The watchdog (reaper.cjs). A shell starts it in the background and
+  // exits, so it is no descendant of this process: Stryker ends a timed-out
+  // run by killing the whole process tree of its worker (SIGKILL), and the
+  // watchdog must outlive that. Its own environment has no token (it must
+  // not find itself) and no hook.
+  spawn('/bin/sh', ['-c', '"$0" "$1" &', process.execPath, join(__dirname, 'reaper.cjs')], {
+    detached: true,
+    stdio: 'ignore',
+    env: { PATH: process.env.PATH, [WATCH]: JSON.stringify({ token: root, root, ownerPid: process.pid, ownerStart: ownStart }) },
+  }).unref();
+  process.env[OWNER_TOKEN] = root; // inherited by every process this one starts
   const self = __filename.includes(' ') ? JSON.stringify(__filename) : __filename;
   process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --require ${self}`.trim();
   process.on('exit', () => {

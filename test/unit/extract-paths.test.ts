@@ -109,9 +109,30 @@ describe('RootfsWriter: resolving directories through symlinks', () => {
     assert.match(loop.message, /more than 255 symlinks on the way/);
   });
 
+  it('never mistakes one path for another in its cache of resolved directories (a/b and ab, a dir looked up before it existed)', async () => {
+    // a/b then ab, and ab then a/b: joined without a separator the two are one key.
+    const { dir, root } = await extract([file('a/b/x', 'in a/b'), file('ab/y', 'in ab'), file('cd/y', 'in cd'), file('c/d/x', 'in c/d')]);
+    using _ = dir;
+    assert.equal(readFileSync(join(root, 'ab/y'), 'utf8'), 'in ab');
+    assert.equal(readFileSync(join(root, 'c/d/x'), 'utf8'), 'in c/d');
+    assert.deepEqual(readdirSync(join(root, 'a/b')), ['x']);
+    assert.deepEqual(readdirSync(join(root, 'cd')), ['y']);
+    // A whiteout below a directory that does not exist yet looks it up (and finds
+    // nothing) after the cache was emptied (a symlink removed); a later entry in
+    // that directory must land in it, not in its parent.
+    const { dir: dir2, root: root2 } = await extract([file('p/x'), link('s', 'p'), file('.wh.s', ''), file('p/later/.wh.gone', ''), file('p/later/f', 'f')]);
+    using __ = dir2;
+    assert.equal(readFileSync(join(root2, 'p/later/f'), 'utf8'), 'f');
+    assert.deepEqual(readdirSync(join(root2, 'p')).sort(), ['later', 'x']);
+  });
+
   it('refuses an entry below a regular file, naming the file', async () => {
     const error = await refusal([file('a'), file('a/b')]);
     assert.equal(error.message, '"a/b": "a" is not a directory, so the entry has no place to go');
+    // The cause, for whoever reads the stack: which component, in the resolver's words.
+    assert.ok(error.cause instanceof Error);
+    assert.equal(error.cause.name, 'NotADirectoryError');
+    assert.equal(error.cause.message, 'a is not a directory');
     const through = await refusal([dirEntry('d/'), file('d/f'), link('l', 'd/f'), file('l/b')]);
     assert.equal(through.message, '"l/b": "d/f" is not a directory, so the entry has no place to go');
   });

@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { lstatSync, mkdirSync, readFileSync, readlinkSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
@@ -169,19 +170,22 @@ describe('RootfsWriter: layer semantics', () => {
 
 describe('RootfsWriter: hostile layers', () => {
   // `outside` is the temp dir holding the root: where an escape would land.
-  const refused: Array<[string, (outside: string) => TarEntry[][]]> = [
-    ['a ../ path', () => [[{ type: 'file', name: '../escape', content: 'x' }]]],
-    ['a nested ../ path', () => [[{ type: 'file', name: 'a/../../escape', content: 'x' }]]],
-    ['an absolute path', (outside) => [[{ type: 'file', name: `${outside}/escape`, content: 'x' }]]],
-    ['a hardlink to outside', () => [[{ type: 'hardlink', name: 'hl', target: '../outside.txt' }]]],
-    ['a hardlink to an absolute path', () => [[{ type: 'hardlink', name: 'hl', target: '/etc/passwd' }]]],
-    ['a whiteout with ..', () => [[{ type: 'file', name: '../.wh.outside.txt', content: '' }]]],
-    ['a whiteout of ..', () => [[{ type: 'file', name: 'a/.wh...', content: '' }]]],
-    ['a whiteout of .', () => [[{ type: 'file', name: 'a/.wh..', content: '' }]]],
-    ['a hardlink to a directory', () => [[{ type: 'dir', name: 'd/' }, { type: 'hardlink', name: 'hl', target: 'd' }]]],
-    ['a file replacing the root', () => [[{ type: 'file', name: './', content: '', typeflag: '0' }]]],
+  const refused: Array<[string, (outside: string) => TarEntry[][], RegExp]> = [
+    ['a ../ path', () => [[{ type: 'file', name: '../escape', content: 'x' }]], /^refusing layer entry "\.\.\/escape": it uses "\.\." in "\.\.\/escape" to climb out of the extraction directory$/],
+    ['a nested ../ path', () => [[{ type: 'file', name: 'a/../../escape', content: 'x' }]], /it uses "\.\." in "a\/\.\.\/\.\.\/escape"/],
+    ['an absolute path', (outside) => [[{ type: 'file', name: `${outside}/escape`, content: 'x' }]], /^refusing layer entry "\/.*\/escape": it uses the absolute path "\/.*\/escape"$/],
+    ['a hardlink to outside', () => [[{ type: 'hardlink', name: 'hl', target: '../outside.txt' }]], /"hl": it uses "\.\." in "\.\.\/outside\.txt"/],
+    ['a hardlink to an absolute path', () => [[{ type: 'hardlink', name: 'hl', target: '/etc/passwd' }]], /"hl": it uses the absolute path "\/etc\/passwd"/],
+    ['a hardlink to the root directory', () => [[{ type: 'hardlink', name: 'hl', target: './' }]], /^refusing layer entry "hl": it is a hardlink to the root directory$/],
+    ['a whiteout with ..', () => [[{ type: 'file', name: '../.wh.outside.txt', content: '' }]], /it uses "\.\." in/],
+    ['a whiteout of ..', () => [[{ type: 'file', name: 'a/.wh...', content: '' }]], /^refusing layer entry "a\/\.wh\.\.\.": it is a whiteout of an invalid name$/],
+    ['a whiteout of .', () => [[{ type: 'file', name: 'a/.wh..', content: '' }]], /"a\/\.wh\.\.": it is a whiteout of an invalid name/],
+    // ".wh." alone names the directory it is in: it must not delete that directory.
+    ['a whiteout of nothing', () => [[{ type: 'file', name: 'a/keep', content: 'x' }], [{ type: 'file', name: 'a/.wh.', content: '' }]], /"a\/\.wh\.": it is a whiteout of an invalid name/],
+    ['a hardlink to a directory', () => [[{ type: 'dir', name: 'd/' }, { type: 'hardlink', name: 'hl', target: 'd' }]], /^refusing layer entry "hl": it is a hardlink to a directory \("d"\)$/],
+    ['a file replacing the root', () => [[{ type: 'file', name: './', content: '', typeflag: '0' }]], /^refusing layer entry "\.\/": it replaces the root directory with a file$/],
   ];
-  for (const [what, makeLayers] of refused) {
+  for (const [what, makeLayers, message] of refused) {
     it(`refuses ${what}`, async () => {
       using dir = tempDir();
       const outside = join(dir.path, 'outside.txt');
@@ -191,7 +195,7 @@ describe('RootfsWriter: hostile layers', () => {
       const attempt = (async () => {
         for (const entries of makeLayers(dir.path)) await writer.applyLayer(layer(entries));
       })();
-      await assert.rejects(attempt, (e: unknown) => e instanceof ExtractionError && /refusing layer entry/.test(e.message));
+      await assert.rejects(attempt, (e: unknown) => e instanceof ExtractionError && e.name === 'ExtractionError' && message.test(e.message));
       assert.equal(readFileSync(outside, 'utf8'), 'precious');
       assert.deepEqual(readdirSync(dir.path).sort(), ['outside.txt', 'root'], 'nothing created next to the root');
     });
@@ -429,5 +433,192 @@ describe('RootfsWriter: what container runtimes do', () => {
     using dir = tempDir();
     const attempt = new RootfsWriter(join(dir.path, 'root')).applyLayer(layer([{ type: 'file', name: 'mystery', content: 'x', typeflag: 'Z' }]));
     await assert.rejects(attempt, (e: unknown) => e instanceof ExtractionError && /"mystery"/.test(e.message) && /type "Z"/.test(e.message));
+  });
+});
+
+describe('RootfsWriter: options, errors and what a layer leaves behind', () => {
+  const isRoot = process.getuid?.() === 0;
+  const openFds = () => readdirSync('/proc/self/fd').length;
+
+  it('maxUncompressedBytes: 0 is a limit, a negative one is refused by name, and a layer of exactly the limit passes', async () => {
+    using dir = tempDir();
+    const raw = tar([{ type: 'file', name: 'f', content: 'data' }]);
+    assert.throws(() => new RootfsWriter(dir.path, { maxUncompressedBytes: -1 }), { name: 'ExtractionError', message: 'maxUncompressedBytes must be a non-negative integer, got -1' });
+    await assert.rejects(new RootfsWriter(join(dir.path, 'zero'), { maxUncompressedBytes: 0 }).applyLayer(Readable.from([raw])), /limit of 0 bytes/);
+    await new RootfsWriter(join(dir.path, 'exact'), { maxUncompressedBytes: raw.length }).applyLayer(Readable.from([raw]));
+    await assert.rejects(new RootfsWriter(join(dir.path, 'under'), { maxUncompressedBytes: raw.length - 1 }).applyLayer(Readable.from([raw])), /limit of/);
+  });
+
+  it('verifies sha384 and sha512 diff_ids, refuses another algorithm by name, and reports a mismatch with unknown sizes', async () => {
+    using dir = tempDir();
+    const raw = tar([{ type: 'file', name: 'f', content: 'data' }]);
+    const writer = new RootfsWriter(join(dir.path, 'root'));
+    for (const algorithm of ['sha384', 'sha512']) {
+      const diffId = `${algorithm}:${createHash(algorithm).update(raw).digest('hex')}`;
+      assert.deepEqual(await writer.applyLayer(Readable.from([raw]), { diffId }), { diffId });
+    }
+    await assert.rejects(writer.applyLayer(Readable.from([raw]), { diffId: 'md5:0123' }), { name: 'ExtractionError', message: 'unsupported diff_id algorithm in md5:0123' });
+    const error = await writer.applyLayer(Readable.from([raw]), { diffId: sha256('other') }).catch((e: unknown) => e);
+    assert.ok(error instanceof BlobVerificationError);
+    assert.deepEqual([error.digest, error.expectedSize, error.actualSize], [sha256('other'), -1, -1]);
+    assert.equal(error.detail, `the uncompressed layer hashes to ${sha256(raw)}, not to its diff_id`);
+  });
+
+  it('a layer that does not decompress is an ExtractionError with the zlib error as its cause', async () => {
+    using dir = tempDir();
+    const gzip = gzipSync(tar([{ type: 'file', name: 'f', content: Buffer.alloc(4096, 7) }]));
+    gzip.fill(0xff, 20, 60); // the deflate stream, after the gzip header
+    const error = await new RootfsWriter(join(dir.path, 'root')).applyLayer(Readable.from([gzip])).catch((e: unknown) => e);
+    assert.ok(error instanceof ExtractionError, String(error));
+    assert.match(error.message, /^the layer does not decompress: /);
+    assert.match(String((error.cause as NodeJS.ErrnoException).code), /^Z_/);
+  });
+
+  it('a blob stream that fails passes its own error through (not "does not decompress")', async () => {
+    using dir = tempDir();
+    const failure = Object.assign(new Error('the proxy went away'), { code: 'ECONNRESET' });
+    const blob = new Readable({ read() { this.destroy(failure); } });
+    await assert.rejects(new RootfsWriter(join(dir.path, 'root')).applyLayer(blob), (e: unknown) => e === failure);
+  });
+
+  it('names the errno, the syscall and the cause of a failed entry, and of a layer that is not tar', async () => {
+    using dir = tempDir();
+    const long = 'n'.repeat(300);
+    const error = await new RootfsWriter(join(dir.path, 'root')).applyLayer(layer([{ type: 'file', name: 'x', content: 'x', pax: { path: long } }])).catch((e: unknown) => e);
+    assert.ok(error instanceof ExtractionError);
+    assert.equal(error.message, `cannot extract "${long}" (file): the name or path is too long for this system (ENAMETOOLONG in open)`);
+    assert.equal((error.cause as NodeJS.ErrnoException).code, 'ENAMETOOLONG');
+    const notTar = await new RootfsWriter(join(dir.path, 'root2')).applyLayer(Readable.from([Buffer.alloc(1024, 'x')])).catch((e: unknown) => e);
+    assert.ok(notTar instanceof ExtractionError);
+    assert.match(notTar.message, /^the layer is not a valid tar archive: /);
+    assert.equal((notTar.cause as Error).name, 'TarFormatError');
+  });
+
+  it('prepare() creates the directory and refuses a non-empty one before any layer; finish() without a layer touches nothing', async () => {
+    using dir = tempDir();
+    await new RootfsWriter(join(dir.path, 'new')).prepare();
+    assert.deepEqual(readdirSync(join(dir.path, 'new')), []);
+    writeFileSync(join(dir.path, 'new', 'mine'), 'x');
+    await assert.rejects(new RootfsWriter(join(dir.path, 'new')).prepare(), (e: unknown) => e instanceof ExtractionError && /is not empty/.test(e.message));
+    assert.deepEqual(await new RootfsWriter(join(dir.path, 'new')).finish(), { entries: 0, skippedXattrs: [] }, 'no refusal: nothing was to be written');
+    assert.deepEqual(await new RootfsWriter(join(dir.path, 'never')).finish(), { entries: 0, skippedXattrs: [] });
+    assert.equal(existsSync(join(dir.path, 'never')), false);
+  });
+
+  it('leaves no file descriptor open, after a whole layer and after one that breaks off inside a file', async () => {
+    using dir = tempDir();
+    const entries: TarEntry[] = Array.from({ length: 20 }, (_, i): TarEntry[] => [{ type: 'dir', name: `d${i}/` }, { type: 'file', name: `d${i}/f`, content: 'x' }]).flat();
+    const before = openFds();
+    const writer = new RootfsWriter(join(dir.path, 'root'));
+    await writer.applyLayer(layer(entries));
+    await writer.finish();
+    assert.equal(openFds(), before, 'after a layer and finish()');
+    const cut = tar([{ type: 'file', name: 'big', content: Buffer.alloc(64 * 1024, 1) }]).subarray(0, 8192);
+    await assert.rejects(new RootfsWriter(join(dir.path, 'root2')).applyLayer(Readable.from([cut])), ExtractionError);
+    assert.equal(openFds(), before, 'after a layer that ended inside a file');
+  });
+
+  it('a directory removed and made again by a later layer gets the new one\'s metadata, not the old deferred one', async () => {
+    const { dir, root } = await extract([
+      [{ type: 'dir', name: 'd/', mode: 0o700, mtime: 1_000_000_000 }, { type: 'dir', name: 'd/sub/', mode: 0o700, mtime: 1_000_000_000 }, { type: 'dir', name: 'keep/', mode: 0o750, mtime: 1_000_000_000 }],
+      [{ type: 'file', name: '.wh.d', content: '' }, { type: 'file', name: 'd/sub/f', content: 'x' }],
+    ]);
+    using _ = dir;
+    assert.equal(statSync(join(root, 'keep')).mode & 0o7777, 0o750, 'another directory keeps its own');
+    assert.equal(statSync(join(root, 'keep')).mtimeMs, 1_000_000_000_000);
+    for (const path of ['d', 'd/sub']) {
+      const stat = statSync(join(root, path));
+      assert.equal(stat.mode & 0o7777, 0o755, `${path}: made implicitly, 0755`);
+      assert.notEqual(stat.mtimeMs, 1_000_000_000_000, `${path}: not the removed directory's mtime`);
+    }
+  });
+
+  it('a resumed run sets a checkpoint directory only where it still is: not through a symlink that replaced it since', async () => {
+    using dir = tempDir();
+    const root = join(dir.path, 'root');
+    const first = new RootfsWriter(root);
+    await first.applyLayer(layer([{ type: 'dir', name: 'x/', mode: 0o700, mtime: 1_000_000_000 }, { type: 'dir', name: 'x/sub/', mode: 0o700, mtime: 1_000_000_000 }]));
+    const checkpoint = first.checkpoint();
+    // Between the runs, x became a symlink to y (y/sub is another directory than x/sub).
+    rmSync(join(root, 'x'), { recursive: true });
+    mkdirSync(join(root, 'y/sub'), { recursive: true, mode: 0o755 });
+    symlinkSync('y', join(root, 'x'));
+    await new RootfsWriter(root, { resumeFrom: checkpoint }).finish();
+    for (const path of ['y', 'y/sub']) {
+      assert.equal(statSync(join(root, path)).mode & 0o7777, 0o755, path);
+      assert.notEqual(statSync(join(root, path)).mtimeMs, 1_000_000_000_000, path);
+    }
+  });
+
+  it('a fifo is made when device nodes are not allowed; ownership of directories, symlinks and fifos as the layer says (root)', async (t) => {
+    const entries: TarEntry[] = [
+      { type: 'fifo', name: 'fifo', uid: 1234, gid: 4321 },
+      { type: 'dir', name: 'dir/', uid: 1234, gid: 4321 },
+      { type: 'symlink', name: 'link', target: 'dir', uid: 1234, gid: 4321 },
+    ];
+    const { dir, root } = await extract([entries], { allowDeviceNodes: false });
+    using _ = dir;
+    assert.ok(lstatSync(join(root, 'fifo')).isFIFO());
+    if (!isRoot) {
+      t.skip('not root: ownership cannot be set');
+      return;
+    }
+    for (const name of ['fifo', 'dir', 'link']) assert.deepEqual([lstatSync(join(root, name)).uid, lstatSync(join(root, name)).gid], [1234, 4321], name);
+    const { dir: dir2, root: root2 } = await extract([entries], { preserveOwnership: false });
+    using __ = dir2;
+    for (const name of ['fifo', 'dir', 'link']) assert.equal(lstatSync(join(root2, name)).uid, 0, name);
+  });
+
+  it('hardlinks: one replacing another file links to its target; one to itself keeps the file; a missing target is named', async () => {
+    const { dir, root } = await extract([
+      [{ type: 'file', name: 'a', content: 'one' }, { type: 'file', name: 'b', content: 'two' }],
+      [{ type: 'hardlink', name: 'b', target: 'a' }, { type: 'hardlink', name: 'a', target: 'a' }],
+    ]);
+    using _ = dir;
+    assert.equal(readFileSync(join(root, 'b'), 'utf8'), 'one');
+    assert.equal(statSync(join(root, 'b')).ino, statSync(join(root, 'a')).ino);
+    // "null/x" exists: a lookup that lost track of the missing directory would find it.
+    using dir2 = tempDir();
+    const missing = new RootfsWriter(join(dir2.path, 'root')).applyLayer(layer([{ type: 'file', name: 'null/x', content: 'x' }, { type: 'hardlink', name: 'h', target: 'missing/x' }]));
+    await assert.rejects(missing, { name: 'ExtractionError', message: '"h": its hardlink target "missing/x" does not exist in the image' });
+  });
+
+  it('whiteouts: only in their own directory, not below a missing one, and of names that are not UTF-8 under an opaque directory', async () => {
+    const odd = Buffer.from('caf\xe9', 'latin1');
+    const { dir, root } = await extract([
+      [
+        { type: 'file', name: 'x', content: 'top' },
+        { type: 'file', name: 'a/x', content: 'in a' },
+        { type: 'file', name: 'null/y', content: 'in null' },
+        { type: 'file', name: Buffer.concat([Buffer.from('o/'), odd]), content: 'lower' },
+      ],
+      [
+        { type: 'file', name: 'a/.wh.x', content: '' },
+        { type: 'file', name: 'missing/.wh.y', content: '' },
+        { type: 'file', name: 'o/.wh..wh..opq', content: '' },
+      ],
+    ]);
+    using _ = dir;
+    assert.deepEqual(tree(root), ['a/', 'null/', 'null/y', 'o/', 'x']);
+  });
+
+  it('an opaque whiteout at the root keeps only what its layer wrote and their parents, not names that are their prefixes', async () => {
+    const { dir, root } = await extract([
+      [{ type: 'dir', name: 'etc/' }, { type: 'file', name: 'etc/old', content: 'lower' }, { type: 'file', name: 'e', content: 'lower' }, { type: 'file', name: 'et', content: 'lower' }],
+      [{ type: 'file', name: 'etc/new', content: 'upper' }, { type: 'file', name: '.wh..wh..opq', content: '' }],
+    ]);
+    using _ = dir;
+    assert.deepEqual(tree(root), ['etc/', 'etc/new']);
+  });
+
+  it('replaces a lower file, symlink or fifo by an entry of the same name', async () => {
+    const { dir, root } = await extract([
+      [{ type: 'file', name: 'f', content: 'old' }, { type: 'symlink', name: 's', target: 'old' }, { type: 'fifo', name: 'p' }],
+      [{ type: 'file', name: 'f', content: 'new' }, { type: 'symlink', name: 's', target: 'new' }, { type: 'file', name: 'p', content: 'now a file' }],
+    ]);
+    using _ = dir;
+    assert.equal(readFileSync(join(root, 'f'), 'utf8'), 'new');
+    assert.equal(readlinkSync(join(root, 's')), 'new');
+    assert.equal(readFileSync(join(root, 'p'), 'utf8'), 'now a file');
   });
 });
