@@ -24,7 +24,7 @@ interface Addon {
   blobHashAvailable: boolean;
 }
 interface BlobReader {
-  read(): void;
+  setFlowing(flowing: boolean): void;
   digest(): string;
   close(): void;
 }
@@ -72,9 +72,8 @@ const reader = new addon.BlobReader(readFd, 'sha256', (error, chunk) => {
     return;
   }
   chunks.push(chunk);
-  reader.read();
 });
-reader.read();
+reader.setFlowing(true);
 
 // Two channels on a SOCK_SEQPACKET pair: packets arrive whole, in order,
 // however large (the receiver learns each length first), then end of stream.
