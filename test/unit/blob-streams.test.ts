@@ -8,8 +8,9 @@
  * survivors of the integration files (see MUTATION.md).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -138,6 +139,46 @@ describe('RawBlobStream (GetRawBlob)', () => {
 
     assert.equal(error, undefined);
     assert.equal(bytes.toString(), 'hello, blob');
+  });
+
+  it('keeps the process alive while it waits for the error pipe after the data ended', () => {
+    // A script that reads a blob whose error pipe is held open for 500 ms by
+    // another process: it must print the blob, not exit half-way (exit code 13,
+    // an unsettled top-level await) because nothing held the event loop.
+    const script = join(fifoDir, 'late-error-pipe.mjs');
+    const module = (path: string) => JSON.stringify(new URL(path, import.meta.url).href);
+    writeFileSync(
+      script,
+      `
+      import { spawn } from 'node:child_process';
+      import { closeSync, constants, openSync, writeSync } from 'node:fs';
+      import { createHash } from 'node:crypto';
+      import { native } from ${module('../../src/native.js')};
+      import { DualReply } from ${module('../../src/replies.js')};
+      import { RawBlobStream } from ${module('../../src/blobs/raw-blob-stream.js')};
+      const fifo = (name) => {
+        const path = ${JSON.stringify(fifoDir)} + '/late-' + process.pid + '-' + name;
+        native.mknod(Buffer.from(path), 'fifo', 0o600, 0, 0);
+        return [openSync(path, constants.O_RDONLY | constants.O_NONBLOCK), openSync(path, constants.O_WRONLY)];
+      };
+      const [dataRead, dataWrite] = fifo('data');
+      const [errorRead, errorWrite] = fifo('errors');
+      const holder = spawn('sleep', ['0.5'], { stdio: ['ignore', 'ignore', 'ignore', errorWrite] });
+      holder.unref();
+      closeSync(errorWrite);
+      const blob = 'hello, blob';
+      const reply = new DualReply({}, dataRead, errorRead, { failureWithin: () => Promise.resolve(undefined) });
+      const stream = new RawBlobStream(reply, { digest: 'sha256:' + createHash('sha256').update(blob).digest('hex'), expectedSize: blob.length, bodyIdleTimeoutMs: 0 });
+      writeSync(dataWrite, blob);
+      closeSync(dataWrite);
+      let text = '';
+      for await (const chunk of stream) text += chunk;
+      console.log('read: ' + text);
+      `,
+    );
+    const child = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(child.stdout.trim(), 'read: hello, blob', child.stderr);
+    assert.equal(child.status, 0);
   });
 
   it('gives the data pipe a 1 MiB buffer, and reads no further ahead than its consumer is: a buffer, not the blob', async () => {
