@@ -1,6 +1,9 @@
-// The survivors and no-coverage mutants of Stryker run G of 2026-12-05
-// (MUTATION.md) on src/retry.ts and src/config.ts that new tests kill,
-// written down as must-fail mutants (names: the line in that run's report).
+// The survivors and no-coverage mutants of Stryker runs G (src/retry.ts,
+// src/config.ts, src/protocol.ts) and H (src/blobs/raw-blob-stream.ts,
+// src/blobs/stream-kit.ts) of 2026-12-05 (MUTATION.md) that the tests kill,
+// written down as must-fail mutants (names: the file and the line in that
+// run's report; "stream-kit:51" is listed with the RawBlobStream test that
+// kills it).
 // Check them with
 //   node scripts/mutation/must-fail.mjs --mutants scripts/mutation/confirmed/core-2026-12-05.mjs
 // Some are also in the CI list (must-fail-mutants.mjs); CI does not run this one.
@@ -27,4 +30,37 @@ export const MUTANTS = [
   {"name":"config: 204 password type unchecked","file":"src/config.ts","find":"username.includes(':') || typeof password !== 'string') {","replace":"username.includes(':') || false) {","test":"unit/config","only":"wrong type"},
   {"name":"config: 217 path type unchecked","file":"src/config.ts","find":"if (typeof value !== 'string' || value === '') throw","replace":"if (false || value === '') throw","test":"unit/config","only":"wrong type"},
   {"name":"config: 222 word type unchecked","file":"src/config.ts","find":"if (typeof value !== 'string' || !/^[A-Za-z0-9_.]+$/.test(value))","replace":"if (false || !/^[A-Za-z0-9_.]+$/.test(value))","test":"unit/config","only":"wrong type"},
+  {"name":"protocol:9 MINIMUM_PROTOCOL_VERSION ''","file":"src/protocol.ts","find":"export const MINIMUM_PROTOCOL_VERSION = '0.2.3';","replace":"export const MINIMUM_PROTOCOL_VERSION = '';","test":"fake-proxy","only":"older than 0.2.3"},
+  {"name":"protocol:34 UNKNOWN_SIZE +1","file":"src/protocol.ts","find":"export const UNKNOWN_SIZE = -1;","replace":"export const UNKNOWN_SIZE = +1;","test":"unit/blob-requests","only":"refuses a bad size"},
+  {"name":"raw-blob-stream:37 errorsEnded starts true","file":"src/blobs/raw-blob-stream.ts","find":"#errorsEnded = false;","replace":"#errorsEnded = true;","test":"unit/blob-streams","only":"RawBlobStream"},
+  {"name":"raw-blob-stream:42 default high-water mark","file":"src/blobs/raw-blob-stream.ts","find":"super({ highWaterMark: HIGH_WATER_MARK });","replace":"super({});","test":"unit/blob-streams","only":"RawBlobStream"},
+  {"name":"raw-blob-stream:59 destroyed forced true","file":"src/blobs/raw-blob-stream.ts","find":"      if (this.destroyed) return;\n      if (more)","replace":"      if (true) return;\n      if (more)","test":"unit/blob-streams","only":"RawBlobStream"},
+  {"name":"raw-blob-stream:60 more forced true","file":"src/blobs/raw-blob-stream.ts","find":"if (more) this.#stall.arm();","replace":"if (true) this.#stall.arm();","test":"unit/blob-streams","only":"RawBlobStream"},
+  {"name":"raw-blob-stream:61 full buffer: no pause","file":"src/blobs/raw-blob-stream.ts","find":"      else {\n        this.#data.pause();\n        this.#stall.clear();\n      }","replace":"      else {}","test":"unit/blob-streams","only":"RawBlobStream"},
+  {"name":"raw-blob-stream:72 error pipe 'data' unheard","file":"src/blobs/raw-blob-stream.ts","find":"this.#errors.on('data', (chunk: Buffer) => {","replace":"this.#errors.on('', (chunk: Buffer) => {","test":"unit/blob-streams","only":"RawBlobStream"},
+  {"name":"raw-blob-stream:72 error chunks dropped","file":"src/blobs/raw-blob-stream.ts","find":"if (this.#errorChunks.length < 64) this.#errorChunks.push(chunk);","replace":"","test":"unit/blob-streams","only":"RawBlobStream"},
+  {"name":"raw-blob-stream:73 < 64 false","file":"src/blobs/raw-blob-stream.ts","find":"if (this.#errorChunks.length < 64) this.#errorChunks.push(chunk);","replace":"if (false) this.#errorChunks.push(chunk);","test":"unit/blob-streams","only":"RawBlobStream"},
+  {"name":"raw-blob-stream:73 >= 64","file":"src/blobs/raw-blob-stream.ts","find":"if (this.#errorChunks.length < 64) this.#errorChunks.push(chunk);","replace":"if (this.#errorChunks.length >= 64) this.#errorChunks.push(chunk);","test":"unit/blob-streams","only":"RawBlobStream"},
+  {"name":"raw-blob-stream:102 completes before the error pipe ends","file":"src/blobs/raw-blob-stream.ts","find":"if (this.destroyed || !this.#dataEnded || !this.#errorsEnded) return;","replace":"if ((this.destroyed || !this.#dataEnded) && !this.#errorsEnded) return;","test":"unit/blob-streams","only":"RawBlobStream"},
+  {"name":"raw-blob-stream:104 reported error ignored","file":"src/blobs/raw-blob-stream.ts","find":"    if (reported) {","replace":"    if (false) {","test":"unit/blob-streams","only":"RawBlobStream"},
+  {"name":"raw-blob-stream:104 reported block emptied","file":"src/blobs/raw-blob-stream.ts","find":"    if (reported) {\n      this.destroy(reported);\n      return;\n    }","replace":"    if (reported) {}","test":"unit/blob-streams","only":"RawBlobStream"},
+  {"name":"raw-blob-stream:108 unknown size checked as a size","file":"src/blobs/raw-blob-stream.ts","find":"if (this.expectedSize !== -1 && this.#received","replace":"if (true && this.#received","test":"unit/blob-streams","only":"RawBlobStream"},
+  {"name":"raw-blob-stream:110 size mismatch message","file":"src/blobs/raw-blob-stream.ts","find":"this.#received, 'size mismatch'));","replace":"this.#received, ''));","test":"unit/blob-streams","only":"RawBlobStream"},
+  {"name":"raw-blob-stream:115 digest mismatch message","file":"src/blobs/raw-blob-stream.ts","find":"`digest mismatch: the bytes hash to ${actual}`","replace":"``","test":"unit/blob-streams","only":"RawBlobStream"},
+  {"name":"raw-blob-stream:129 not-JSON message","file":"src/blobs/raw-blob-stream.ts","find":"new ProtocolError(`GetRawBlob: the error pipe carried something that is not JSON: ${JSON.stringify(bytes.subarray(0, 200).toString())}`)","replace":"new ProtocolError(``)","test":"unit/blob-streams","only":"parseRawBlobError"},
+  {"name":"raw-blob-stream:134 method ''","file":"src/blobs/raw-blob-stream.ts","find":"return new RequestError('GetRawBlob', message, code);","replace":"return new RequestError('', message, code);","test":"unit/blob-streams","only":"RawBlobStream"},
+  {"name":"raw-blob-stream:51 (stream-kit) 1 MiB pipe -> 1 byte","file":"src/blobs/stream-kit.ts","find":"export const BLOB_PIPE_BYTES = 1024 * 1024;","replace":"export const BLOB_PIPE_BYTES = 1024 / 1024;","test":"unit/blob-streams","only":"RawBlobStream"},
+  {"name":"stream-kit:53 sha384 ''","file":"src/blobs/stream-kit.ts","find":"sha384: 'sha384'","replace":"sha384: ''","test":"unit/blob-streams"},
+  {"name":"stream-kit:53 sha512 ''","file":"src/blobs/stream-kit.ts","find":"sha512: 'sha512'","replace":"sha512: ''","test":"unit/blob-streams"},
+  {"name":"stream-kit:57 non-string digest taken","file":"src/blobs/stream-kit.ts","find":"typeof digest === 'string' ? /^","replace":"true ? /^","test":"unit/blob-streams"},
+  {"name":"stream-kit:57 regex without ^","file":"src/blobs/stream-kit.ts","find":"/^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/","replace":"/([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/","test":"unit/blob-streams"},
+  {"name":"stream-kit:57 regex without $","file":"src/blobs/stream-kit.ts","find":"/^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/","replace":"/^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)/","test":"unit/blob-streams"},
+  {"name":"stream-kit:57 regex one-character components","file":"src/blobs/stream-kit.ts","find":"/^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/","replace":"/^([a-z0-9]+(?:[+._-][a-z0-9])*):([a-zA-Z0-9=_-]+)$/","test":"unit/blob-streams"},
+  {"name":"stream-kit:57 regex negated components","file":"src/blobs/stream-kit.ts","find":"/^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/","replace":"/^([a-z0-9]+(?:[+._-][^a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/","test":"unit/blob-streams"},
+  {"name":"stream-kit:116 aborted signal not seen","file":"src/blobs/stream-kit.ts","find":"  if (signal.aborted) {\n    queueMicrotask(onAbort);","replace":"  if (false) {\n    queueMicrotask(onAbort);","test":"unit/blob-streams"},
+  {"name":"stream-kit:116 aborted: block emptied","file":"src/blobs/stream-kit.ts","find":"  if (signal.aborted) {\n    queueMicrotask(onAbort);\n    return () => {};\n  }","replace":"  if (signal.aborted) {}","test":"unit/blob-streams"},
+  {"name":"stream-kit:121 detach does nothing","file":"src/blobs/stream-kit.ts","find":"return () => signal.removeEventListener('abort', onAbort);","replace":"return () => undefined;","test":"unit/blob-streams"},
+  {"name":"stream-kit:121 detach ''","file":"src/blobs/stream-kit.ts","find":"return () => signal.removeEventListener('abort', onAbort);","replace":"return () => signal.removeEventListener('', onAbort);","test":"unit/blob-streams"},
+  {"name":"raw-blob-stream:69 error pipe never held","file":"src/blobs/raw-blob-stream.ts","find":"if (!this.#errorsEnded) this.#errors.ref();","replace":"if (false) this.#errors.ref();","test":"unit/blob-streams","only":"keeps the process alive"},
+  {"name":"raw-blob-stream:69 error pipe held only once ended","file":"src/blobs/raw-blob-stream.ts","find":"if (!this.#errorsEnded) this.#errors.ref();","replace":"if (this.#errorsEnded) this.#errors.ref();","test":"unit/blob-streams","only":"keeps the process alive"},
 ];
