@@ -293,6 +293,29 @@ describe('FinishPipeBlobStream (GetBlob)', () => {
     assert.equal(plain.error.message, 'Error: raw failure');
   });
 
+  it('a retryable failure of FinishPipe stays a RequestError (a retry may help), though its message is about verification', async () => {
+    const flaky = new RequestError('FinishPipe', 'corrupted blob: connection reset', 'retryable');
+    assert.equal((await drain(finishPipe({ data: 'hello, blob', verdict: () => Promise.reject(flaky) }).stream)).error, flaky);
+  });
+
+  it('reads no further ahead than its consumer is: a buffer, not the blob', async () => {
+    const blob = Buffer.alloc(1024 * 1024, 0x5a);
+    const data = pipe(true);
+    const finishes: number[] = [];
+    const reply = new PipeReply({}, 9, data.read, { finishPipe: (pipeId) => (finishes.push(pipeId), Promise.resolve()) }, 0);
+    const stream = new FinishPipeBlobStream(reply, { digest: sha256(blob), expectedSize: blob.length, bodyIdleTimeoutMs: 0 });
+    assert.equal(writeSync(data.write, blob), blob.length, 'the 1 MiB pipe holds the blob');
+    closeSync(data.write);
+    stream.read(0); // a consumer that asks, then reads nothing
+    await sleep(300);
+    assert.ok(stream.bytesReceived <= 2 * HIGH_WATER_MARK, `read ${stream.bytesReceived} bytes ahead of a consumer that takes none`);
+    assert.deepEqual(finishes, [], 'no FinishPipe before the bytes are in: a paused consumer is no short source');
+    const { bytes, error } = await drain(stream);
+    assert.equal(error, undefined);
+    assert.ok(bytes.equals(blob));
+    assert.deepEqual(finishes, [9]);
+  });
+
   it('a source shorter than its size: FinishPipe is sent once the pipe was quiet for quietMs, and the stream fails with a size mismatch', async () => {
     const { stream, dataWrite, finishes } = finishPipe({ data: 'hello', expectedSize: 11, quietMs: 100, keepDataOpen: true });
     const started = Date.now();
@@ -323,6 +346,9 @@ describe('FinishPipeBlobStream (GetBlob)', () => {
     const wrongCount = await drain(finishPipe({ data: 'hello, blob', requestedSize: 0, verdict: () => Promise.reject(new RequestError('FinishPipe', 'expected 0 bytes in blob, got 12')) }).stream);
     assert.ok(wrongCount.error instanceof BlobVerificationError, 'another count is a real failure');
     assert.equal(wrongCount.error.detail, 'expected 0 bytes in blob, got 12');
+    const otherSize = await drain(finishPipe({ data: 'hello, blob', requestedSize: 0, verdict: () => Promise.reject(new RequestError('FinishPipe', 'expected 5 bytes in blob, got 11')) }).stream);
+    assert.ok(otherSize.error instanceof BlobVerificationError, 'a complaint about another size than the one asked for is a real failure');
+    assert.equal(otherSize.error.detail, 'expected 5 bytes in blob, got 11');
     const corrupt = await drain(finishPipe({ data: 'hello, blob', requestedSize: 0, digest: sha256('other'), verdict: complaint }).stream);
     assert.ok(corrupt.error instanceof BlobVerificationError, String(corrupt.error));
     assert.equal(corrupt.error.detail, `digest mismatch: the bytes hash to ${sha256('hello, blob')}`);
