@@ -1,9 +1,9 @@
 // The survivors and no-coverage mutants of Stryker runs G (src/retry.ts,
-// src/config.ts, src/protocol.ts) and H (src/blobs/raw-blob-stream.ts,
-// src/blobs/stream-kit.ts) of 2026-12-05 (MUTATION.md) that the tests kill,
-// written down as must-fail mutants (names: the file and the line in that
-// run's report; "stream-kit:51" is listed with the RawBlobStream test that
-// kills it).
+// src/config.ts, src/protocol.ts), H (src/blobs/raw-blob-stream.ts,
+// src/blobs/stream-kit.ts) and I (src/blobs/finish-pipe-stream.ts) of
+// 2026-12-05 (MUTATION.md) that the tests kill, written down as must-fail
+// mutants (names: the file and the line in that run's report;
+// "stream-kit:51" is listed with the RawBlobStream test that kills it).
 // Check them with
 //   node scripts/mutation/must-fail.mjs --mutants scripts/mutation/confirmed/core-2026-12-05.mjs
 // Some are also in the CI list (must-fail-mutants.mjs); CI does not run this one.
@@ -63,4 +63,7 @@ export const MUTANTS = [
   {"name":"stream-kit:121 detach ''","file":"src/blobs/stream-kit.ts","find":"return () => signal.removeEventListener('abort', onAbort);","replace":"return () => signal.removeEventListener('', onAbort);","test":"unit/blob-streams"},
   {"name":"raw-blob-stream:69 error pipe never held","file":"src/blobs/raw-blob-stream.ts","find":"if (!this.#errorsEnded) this.#errors.ref();","replace":"if (false) this.#errors.ref();","test":"unit/blob-streams","only":"keeps the process alive"},
   {"name":"raw-blob-stream:69 error pipe held only once ended","file":"src/blobs/raw-blob-stream.ts","find":"if (!this.#errorsEnded) this.#errors.ref();","replace":"if (this.#errorsEnded) this.#errors.ref();","test":"unit/blob-streams","only":"keeps the process alive"},
+  {"name":"finish-pipe-stream:124 a full buffer never pauses the pipe","file":"src/blobs/finish-pipe-stream.ts","find":"if (!accepted && (!this.#sized || this.#received < this.expectedSize)) this.#data.pause();","replace":"if (false) this.#data.pause();","test":"unit/blob-streams","only":"FinishPipeBlobStream"},
+  {"name":"finish-pipe-stream:194 the complaint about any size taken","file":"src/blobs/finish-pipe-stream.ts","find":"complaint.expected === this.#requestedSize && complaint.got","replace":"true && complaint.got","test":"unit/blob-streams","only":"FinishPipeBlobStream"},
+  {"name":"finish-pipe-stream:200 a retryable verification failure made final","file":"src/blobs/finish-pipe-stream.ts","find":"error instanceof RequestError && !error.retryable && error.kind","replace":"error instanceof RequestError && true && error.kind","test":"unit/blob-streams","only":"FinishPipeBlobStream"},
 ];
