@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TarFormatError, TarReader, type TarHeader } from '../../src/extract/tar-reader.js';
+import { display, TarFormatError, TarReader, type TarHeader } from '../../src/extract/tar-reader.js';
 
 const BLOCK = 512;
 
@@ -163,6 +163,8 @@ describe('TarReader: blocks and chunks', () => {
     refused(Buffer.concat([header({ name: 'a', checksumError: 1 }), END]), /invalid tar header at byte 0 \(checksum mismatch\)/);
     refused(Buffer.concat([file('a', 'x'), header({ name: 'b', checksumError: -1 }), END]), /at byte 1024 \(checksum mismatch\)/);
     const high = header({ name: 'caf\xe9\xff', signedChecksum: true });
+    // DEL (127) is the last byte counted positive in a signed sum.
+    assert.equal(read(Buffer.concat([header({ name: 'del\x7f\xe9', signedChecksum: true }), END])).headers[0]!.path, 'del\x7f\xe9');
     assert.equal(read(Buffer.concat([high, END])).headers[0]!.path, 'caf\xe9\xff');
     assert.equal(read(Buffer.concat([header({ name: 'caf\xe9\xff' }), END])).headers[0]!.path, 'caf\xe9\xff');
   });
@@ -174,6 +176,8 @@ describe('TarReader: header fields', () => {
   it('reads octal with spaces and NULs around it, and base-256', () => {
     assert.equal(one({ raw: [[100, ' 0755 \0\0']] }).mode, 0o755);
     assert.equal(one({ raw: [[100, '\0\0\0\0\0\0\0\0']] }).mode, 0);
+    assert.equal(one({ raw: [[100, '   644 \0']] }).mode, 0o644, 'right-justified, as old tars write');
+    assert.equal(one({ raw: [[100, '\0\0 644\0\0']] }).mode, 0o644);
     assert.equal(one({ raw: [[100, '0104755\0']] }).mode, 0o4755, 'setuid kept');
     assert.equal(one({ raw: [[100, '0170755\0']] }).mode, 0o755, 'file type bits dropped');
     const base256 = Buffer.alloc(12);
@@ -187,6 +191,14 @@ describe('TarReader: header fields', () => {
   it('refuses malformed numbers, naming the field and the byte', () => {
     refused(Buffer.concat([header({ raw: [[124, '0000000009\0\0']] }), END]), /invalid size "0000000009" in the tar header at byte 0/);
     refused(Buffer.concat([header({ raw: [[100, '07x5\0\0\0\0']] }), END]), /invalid mode "07x5" in the tar header at byte 0/);
+    refused(Buffer.concat([header({ raw: [[100, '07 55\0\0\0']] }), END]), /invalid mode "07 55" in the tar header at byte 0/); // spaces only around the digits, as Go reads it
+    refused(Buffer.concat([file('a', 'x'), header({ raw: [[108, '1-2\0\0\0\0\0']] }), END]), /invalid uid "1-2" in the tar header at byte 1024/);
+    refused(Buffer.concat([header({ raw: [[116, 'g\0\0\0\0\0\0\0']] }), END]), /invalid gid "g" in the tar header at byte 0/);
+    refused(Buffer.concat([header({ typeflag: '3', raw: [[329, '9\0']] }), END]), /invalid devmajor "9" in the tar header at byte 0/);
+    refused(Buffer.concat([header({ typeflag: '4', raw: [[337, '9\0']] }), END]), /invalid devminor "9" in the tar header at byte 0/);
+    const badChecksum = header({});
+    badChecksum.write('z', 148, 'latin1');
+    refused(Buffer.concat([badChecksum, END]), /invalid checksum "z/);
     const negative = Buffer.alloc(12, 0xff);
     refused(Buffer.concat([header({ raw: [[136, negative]] }), END]), /negative mtime in the tar header at byte 0/);
     const huge = Buffer.alloc(12, 0x7f);
@@ -257,6 +269,11 @@ describe('TarReader: PAX and GNU extensions', () => {
     refused(Buffer.concat([pax([['mtime', '1.2.3']]), header({}), END]), /invalid PAX mtime "1\.2\.3"/);
     refused(Buffer.concat([pax([['mtime', '9'.repeat(30)]]), header({}), END]), /invalid PAX mtime/);
     refused(Buffer.concat([pax([['uid', '-1']]), header({}), END]), /invalid PAX uid "-1"/);
+    // Decimal digits only, as Go's archive/tar reads them (JS's Number() would take these).
+    refused(Buffer.concat([pax([['gid', '12 ']]), header({}), END]), /invalid PAX gid "12 "/);
+    refused(Buffer.concat([pax([['size', '1e3']]), header({}), END]), /invalid PAX size "1e3"/);
+    refused(Buffer.concat([pax([['size', 'x']]), header({ name: 'dir/', typeflag: '5' }), END]), /invalid PAX size "x"/);
+    refused(Buffer.concat([pax([['GNU.sparse.realsize', '0x10'], ['GNU.sparse.map', '0,1']]), header({ size: 1 }), body('a'), END]), /invalid PAX GNU\.sparse\.realsize "0x10"/);
   });
 
   it('lets an empty value remove a record, ignores global headers, and keeps xattrs in order', () => {
@@ -275,11 +292,20 @@ describe('TarReader: PAX and GNU extensions', () => {
     for (const bad of ['5 a=b\n', '99 path=x\n', 'x path=x\n', '10 path=x!', ' 9 path=x\n']) {
       refused(Buffer.concat([pax(Buffer.from(bad)), header({}), END]), /^invalid PAX extended header record$/);
     }
+    // Garbage before NUL padding is still garbage.
+    refused(Buffer.concat([pax(Buffer.from('garbage\0\0\0')), header({}), END]), /^invalid PAX extended header record$/);
+    // A record of length 0 after a good one (its "last byte" would be the previous newline).
+    refused(Buffer.concat([pax(Buffer.concat([paxRecords([['path', 'a']]), Buffer.from('0 path=b\n')])), header({}), END]), /^invalid PAX extended header record$/);
     refused(Buffer.concat([pax(Buffer.from('7 =abc\n')), header({}), END]), /no key/);
     refused(Buffer.concat([pax(Buffer.from('7 path\n')), header({}), END]), /no key/);
   });
 
-  it('refuses a PAX or long-name header larger than 8 MiB before buffering it', () => {
+  it('reads a PAX header of exactly 8 MiB, and refuses a PAX or long-name header larger than that before buffering it', () => {
+    const limit = 8 * 1024 * 1024;
+    const path = paxRecords([['path', 'big']]);
+    const exact = Buffer.concat([paxRecords([['comment', 'c'.repeat(limit - path.length - 17)]]), path]); // "8388602 comment=...\n"
+    assert.equal(exact.length, limit);
+    assert.equal(entry(pax(exact), header({})).header.path, 'big');
     refused(Buffer.concat([header({ name: 'PaxHeader', typeflag: 'x', size: 8 * 1024 * 1024 + 1 }), END]), /a tar x header of 8388609 bytes at byte 0 is larger than the 8388608-byte limit/);
   });
 
@@ -359,5 +385,39 @@ describe('TarReader: PAX and GNU extensions', () => {
     // Fewer than 4 segments: the list ends at the first empty slot.
     const short = entry(header({ name: 'short', typeflag: 'S', size: 1, raw: [[483, octal(50, 12)], [386, segment(49, 1)]] }), body('!'));
     assert.deepEqual([short.header.sparse, short.data], [[[49, 1]], [[49, '!']]]);
+    refused(Buffer.concat([header({ name: 'bad', typeflag: 'S', raw: [[483, '12x\0'], [386, segment(0, 0)]] }), END]), /invalid real size "12x" in the tar header at byte 0/);
+  });
+});
+
+describe('TarReader: names in messages', () => {
+  it('shows a name as UTF-8 when it is, else printable ASCII with every other byte as \\xNN', () => {
+    assert.equal(display('caf\xc3\xa9 "q"'), '"café \\"q\\""', 'valid UTF-8: JSON-quoted');
+    assert.equal(display('caf\xe9 ~"\\\x01\x1f\x7f\x80'), '"caf\\xe9 ~\\x22\\x5c\\x01\\x1f\\x7f\\x80"');
+    assert.equal(display(''), '""');
+    refused(Buffer.concat([header({ name: 'caf\xe9\n', typeflag: 'V' }), END]), /^"caf\\xe9\\x0a": unsupported tar entry type "V" \(GNU volume label\)/);
+  });
+});
+
+describe('TarReader: the sparse segment limit (1,000,000)', () => {
+  it('reads a PAX sparse 0.1 map of exactly a million segments, and refuses one more', () => {
+    const map = (count: number) => pax([['GNU.sparse.realsize', '0'], ['GNU.sparse.map', Array(count).fill('0,0').join(',')]]);
+    assert.equal(read(Buffer.concat([map(1_000_000), header({ name: 'full' }), END])).headers[0]!.sparse!.length, 1_000_000);
+    refused(Buffer.concat([map(1_000_001), header({ name: 'over' }), END]), /invalid GNU\.sparse\.map/);
+  });
+
+  it('reads old GNU sparse extension blocks up to a million segments, and refuses one more', () => {
+    const segment = octal(0, 12) + octal(0, 12);
+    const oldSparse = (count: number): Buffer => {
+      const blocks = [header({ name: 'many', typeflag: 'S', raw: [[386, segment.repeat(4)], [482, '\x01']] })];
+      for (let left = count - 4; left > 0; left -= 21) {
+        const extension = Buffer.alloc(BLOCK);
+        extension.write(segment.repeat(Math.min(21, left)), 0, 'latin1');
+        if (left > 21) extension[504] = 1;
+        blocks.push(extension);
+      }
+      return Buffer.concat([...blocks, END]);
+    };
+    assert.equal(read(oldSparse(1_000_000)).headers[0]!.sparse!.length, 1_000_000);
+    refused(oldSparse(1_000_001), /too many sparse segments/);
   });
 });
