@@ -72,7 +72,7 @@ type State =
   | { kind: 'header' }
   | { kind: 'meta'; typeflag: string; remaining: number; padding: number; parts: Buffer[] }
   | { kind: 'sparse-ext'; header: TarHeader; dataSize: number }
-  | { kind: 'sparse-map'; header: TarHeader; dataSize: number; text: Buffer[]; read: number }
+  | { kind: 'sparse-map'; header: TarHeader; dataSize: number; read: number; line: string; count?: number; numbers: number[] }
   | { kind: 'data'; file: boolean; remaining: number; padding: number; segments: Array<[number, number]>; segment: number; inSegment: number }
   | { kind: 'padding'; remaining: number }
   | { kind: 'end' };
@@ -218,7 +218,7 @@ export class TarReader {
       }
     } else if (pax.get('GNU.sparse.major') === '1' && pax.get('GNU.sparse.minor') === '0') {
       // PAX sparse 1.0: the map is at the start of the data, as decimal lines.
-      this.#state = { kind: 'sparse-map', header, dataSize, text: [], read: 0 };
+      this.#state = { kind: 'sparse-map', header, dataSize, read: 0, line: '', numbers: [] };
       return;
     }
     this.#startData(header, dataSize);
@@ -283,22 +283,35 @@ export class TarReader {
   }
 
   #sparseMap(state: Extract<State, { kind: 'sparse-map' }>, input: Buffer): number {
-    // The map is whole 512-byte blocks of "count\n(offset\nlength\n)*" then padding.
+    // The map is whole 512-byte blocks of "count\n(offset\nlength\n)*" then padding. Each
+    // block is read once (a line may go on in the next one): a map is up to 8 MiB.
     if (input.length < BLOCK) return 0;
-    state.text.push(Buffer.from(input.subarray(0, BLOCK)));
     state.read += BLOCK;
-    const lines = Buffer.concat(state.text).toString('latin1').split('\n');
-    const count = Number(lines[0]);
-    if (lines.length > 1 && (!Number.isSafeInteger(count) || count < 0 || count > MAX_SPARSE_SEGMENTS)) {
-      throw new TarFormatError(`${display(state.header.path)}: invalid PAX sparse map`);
+    const invalid = () => new TarFormatError(`${display(state.header.path)}: invalid PAX sparse map`);
+    const lines = input.toString('latin1', 0, BLOCK).split('\n');
+    lines[0] = state.line + lines[0];
+    state.line = lines.pop()!;
+    for (const line of lines) {
+      const n = /^\d+$/.test(line) ? Number(line) : NaN;
+      if (!Number.isSafeInteger(n)) throw invalid();
+      if (state.count === undefined) {
+        if (n > MAX_SPARSE_SEGMENTS) throw invalid();
+        state.count = n;
+      } else {
+        state.numbers.push(n);
+      }
+      if (state.numbers.length === state.count * 2) {
+        const segments: Array<[number, number]> = [];
+        for (let i = 0; i < state.numbers.length; i += 2) segments.push([state.numbers[i]!, state.numbers[i + 1]!]);
+        state.header.sparse = segments;
+        this.#startData(state.header, state.dataSize - state.read);
+        return BLOCK; // the rest of the block is padding
+      }
     }
-    if (lines.length - 1 <= count * 2) {
-      if (state.read > MAX_META_BYTES) throw new TarFormatError(`${display(state.header.path)}: the PAX sparse map is too large`);
-      return BLOCK; // the map goes on in the next block
-    }
-    state.header.sparse = parseSparseList(lines.slice(1, 1 + count * 2), 'the PAX 1.0 sparse map');
-    this.#startData(state.header, state.dataSize - state.read);
-    return BLOCK;
+    if (state.read >= state.dataSize) throw new TarFormatError(`${display(state.header.path)}: its sparse map is larger than its data`);
+    if (!/^\d*$/.test(state.line)) throw invalid(); // not even the start of a number
+    if (state.read > MAX_META_BYTES) throw new TarFormatError(`${display(state.header.path)}: the PAX sparse map is too large`);
+    return BLOCK; // the map goes on in the next block
   }
 
   #startData(header: TarHeader, dataSize: number): void {

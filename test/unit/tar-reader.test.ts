@@ -5,7 +5,9 @@
  * chunking. Real archivers' output is covered by gnu-tar.test.ts.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import { display, TarFormatError, TarReader, type TarHeader } from '../../src/extract/tar-reader.js';
 
 const BLOCK = 512;
@@ -419,5 +421,58 @@ describe('TarReader: the sparse segment limit (1,000,000)', () => {
     };
     assert.equal(read(oldSparse(1_000_000)).headers[0]!.sparse!.length, 1_000_000);
     refused(oldSparse(1_000_001), /too many sparse segments/);
+  });
+});
+
+describe('TarReader: PAX sparse 1.0 maps from a hostile layer', () => {
+  const sparse10 = (name: string, size: number, ...data: Buffer[]): Buffer =>
+    Buffer.concat([pax([['GNU.sparse.major', '1'], ['GNU.sparse.minor', '0'], ['GNU.sparse.realsize', '1000']]), header({ name, size }), ...data]);
+
+  it('reads a map of no segment (a file all hole), and one whose last number is split between blocks', () => {
+    const empty = read(Buffer.concat([sparse10('hole', BLOCK, body('0\n')), END]));
+    assert.deepEqual([empty.headers[0]!.size, empty.headers[0]!.sparse, empty.data[0]], [1000, [], []]);
+    // One segment, its offset 9 (with leading zeros up to the block's end), its length 10 split: the 1 alone is not the length.
+    const firstBlock = Buffer.concat([Buffer.from('1\n'), Buffer.alloc(BLOCK - 5, 0x30), Buffer.from('9\n1')]);
+    assert.equal(firstBlock.length, BLOCK);
+    const split = read(Buffer.concat([sparse10('split', 2 * BLOCK + 10, firstBlock, body('0\n'), body('0123456789')), END]));
+    assert.deepEqual([split.headers[0]!.sparse, split.data[0]], [[[9, 10]], [[9, '0123456789']]]);
+  });
+
+  it('refuses a map that is not lines of decimal numbers, or with more than a million segments, at its first block', () => {
+    for (const bad of ['x'.repeat(BLOCK), '\n', '1\n+5\n1\n', '1\n0x10\n1\n', '1000001\n']) {
+      refused(Buffer.concat([sparse10('bad', 2 * BLOCK, body(bad), Buffer.alloc(BLOCK, 0x30)), END]), /^"bad": invalid PAX sparse map$/);
+    }
+  });
+
+  it('refuses a map that runs past its entry\'s data, without reading the next entries as map', () => {
+    refused(Buffer.concat([sparse10('short', BLOCK, body('2\n1\n1\n')), file('next', 'n'), END]), /^"short": its sparse map is larger than its data$/);
+  });
+
+  it('refuses a map over 8 MiB, reading it in linear time (not re-reading it at each block)', async () => {
+    // 1,000,000 segments announced, "0000000\n" lines for 8 MiB and a block: not complete by then.
+    const map = Buffer.from('1000000\n' + '0000000\n'.repeat(1024 * 1024 + BLOCK)).subarray(0, 8 * 1024 * 1024 + BLOCK);
+    const archive = Buffer.concat([sparse10('huge', map.length + BLOCK, map, body('x')), END]);
+    // In a worker: a parser that re-reads the whole map at every block takes some 40 minutes of
+    // CPU on this one, and would hold the test's own thread (a test timeout cannot stop it).
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+      import(workerData.module).then(({ TarReader }) => {
+        const reader = new TarReader({ entry() {}, data() {}, entryEnd() {} });
+        try { reader.push(Buffer.from(workerData.archive)); reader.end(); parentPort.postMessage('accepted'); }
+        catch (error) { parentPort.postMessage(error.message); }
+      });`,
+      { eval: true, workerData: { module: new URL('../../src/extract/tar-reader.js', import.meta.url).href, archive } },
+    );
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const outcome = await Promise.race([
+        once(worker, 'message').then(([message]) => message as string),
+        new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still parsing after 60 s'), 60_000))),
+      ]);
+      assert.equal(outcome, '"huge": the PAX sparse map is too large');
+    } finally {
+      clearTimeout(timer);
+      await worker.terminate();
+    }
   });
 });
