@@ -203,7 +203,11 @@ export class TarReader {
       return;
     }
     const header = this.#build(block, typeflag, size);
-    const dataSize = this.#pending.pax.has('size') ? paxNumber(this.#pending.pax.get('size')!, 'size') : size;
+    // Links, devices, directories and fifos have no data whatever their size says, as Go's
+    // archive/tar (and so containerd and podman) read them: the next block is a header.
+    // GNU dump directories ('D') keep theirs (a listing, skipped).
+    const storedSize = this.#pending.pax.has('size') ? paxNumber(this.#pending.pax.get('size')!, 'size') : size;
+    const dataSize = header.type !== 'file' && typeflag !== 'D' ? 0 : storedSize;
     const pax = this.#pending.pax;
     this.#pending = newPending();
 
