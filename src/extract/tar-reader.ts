@@ -169,7 +169,7 @@ export class TarReader {
       case 'sparse-ext': {
         if (input.length < BLOCK) return 0;
         const block = input.subarray(0, BLOCK);
-        readOldSparse(block, 0, 21, state.header.sparse!);
+        readOldSparse(block, 0, 21, state.header, this.#offset);
         if (block[504] === 0) this.#startData(state.header, state.dataSize);
         return BLOCK;
       }
@@ -214,7 +214,7 @@ export class TarReader {
     if (typeflag === 'S') {
       // Old GNU sparse: four segments in the header, more in extension blocks.
       header.sparse = [];
-      readOldSparse(block, 386, 4, header.sparse);
+      readOldSparse(block, 386, 4, header, this.#offset);
       header.size = readNumber(block, 483, 12, 'real size', this.#offset);
       if (block[482] !== 0) {
         this.#state = { kind: 'sparse-ext', header, dataSize };
@@ -411,12 +411,14 @@ function parseSparseList(items: string[], what: string): Array<[number, number]>
   return segments;
 }
 
-function readOldSparse(block: Buffer, start: number, count: number, into: Array<[number, number]>): void {
+/** Old GNU sparse segments of a header or extension block (`offset`: the block's, for messages) into `header.sparse`. */
+function readOldSparse(block: Buffer, start: number, count: number, header: TarHeader, offset: number): void {
+  const into = header.sparse!;
   for (let i = 0; i < count; i++) {
     const at = start + i * 24;
     if (block[at] === 0) return;
-    into.push([readNumber(block, at, 12, 'sparse offset', -1), readNumber(block, at + 12, 12, 'sparse length', -1)]);
-    if (into.length > MAX_SPARSE_SEGMENTS) throw new TarFormatError('too many sparse segments');
+    into.push([readNumber(block, at, 12, 'sparse offset', offset), readNumber(block, at + 12, 12, 'sparse length', offset)]);
+    if (into.length > MAX_SPARSE_SEGMENTS) throw new TarFormatError(`${display(header.path)}: more than ${MAX_SPARSE_SEGMENTS} sparse segments`);
   }
 }
 
