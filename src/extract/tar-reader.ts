@@ -375,7 +375,8 @@ function parsePax(data: Buffer, pending: Pending): void {
   let sparseOffset: number | undefined;
   while (at < data.length) {
     const space = data.indexOf(0x20, at);
-    const length = space > at ? Number(data.toString('latin1', at, space)) : NaN;
+    const digits = space > at ? data.toString('latin1', at, space) : '';
+    const length = /^\d+$/.test(digits) ? Number(digits) : NaN; // decimal only, as Go and Python read it (not Number()'s 0x9 or 1e1)
     if (!Number.isSafeInteger(length) || length <= space - at || at + length > data.length || data[at + length - 1] !== 0x0a) {
       if (data.subarray(at).every((byte) => byte === 0)) return; // trailing NUL padding some writers leave
       throw new TarFormatError('invalid PAX extended header record');

@@ -291,7 +291,8 @@ describe('TarReader: PAX and GNU extensions', () => {
   it('tolerates NUL padding after the records, and refuses malformed records', () => {
     const padded = Buffer.concat([paxRecords([['path', 'padded']]), Buffer.alloc(20)]);
     assert.equal(entry(pax(padded), header({})).header.path, 'padded');
-    for (const bad of ['5 a=b\n', '99 path=x\n', 'x path=x\n', '10 path=x!', ' 9 path=x\n']) {
+    // '0x9 a=bc\n' and '1e1 a=bcd\n' are 9 and 10 bytes long: a length is decimal digits, as Go and Python read it.
+    for (const bad of ['5 a=b\n', '99 path=x\n', 'x path=x\n', '10 path=x!', ' 9 path=x\n', '0x9 a=bc\n', '1e1 a=bcd\n']) {
       refused(Buffer.concat([pax(Buffer.from(bad)), header({}), END]), /^invalid PAX extended header record$/);
     }
     // Garbage before NUL padding is still garbage.
