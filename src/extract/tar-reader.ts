@@ -465,7 +465,9 @@ function paxTime(value: string): { sec: number; nsec: number } {
 }
 
 function verifyChecksum(block: Buffer, offset: number): void {
-  const stored = readNumber(block, 148, 8, 'checksum', offset);
+  // Not octal digits (text, compressed bytes): not a tar header, said as such below.
+  const field = block.toString('latin1', 148, 156).replace(/^[\0 ]+|[\0 ]+$/g, '');
+  const stored = /^[0-7]+$/.test(field) ? parseInt(field, 8) : NaN;
   let unsigned = 0;
   let signed = 0;
   for (let i = 0; i < BLOCK; i++) {

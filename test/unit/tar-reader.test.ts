@@ -200,7 +200,10 @@ describe('TarReader: header fields', () => {
     refused(Buffer.concat([header({ typeflag: '4', raw: [[337, '9\0']] }), END]), /invalid devminor "9" in the tar header at byte 0/);
     const badChecksum = header({});
     badChecksum.write('z', 148, 'latin1');
-    refused(Buffer.concat([badChecksum, END]), /invalid checksum "z/);
+    refused(Buffer.concat([badChecksum, END]), /^invalid tar header at byte 0 \(checksum mismatch\): the layer is not a tar archive or is corrupt$/);
+    // What a layer that is not a tar gives the reader: text where the checksum goes.
+    const page = Buffer.from('<!DOCTYPE html>\n<html><body>' + 'Service Unavailable. '.repeat(60) + '</body></html>\n');
+    refused(page, /^invalid tar header at byte 0 \(checksum mismatch\): the layer is not a tar archive or is corrupt$/);
     const negative = Buffer.alloc(12, 0xff);
     refused(Buffer.concat([header({ raw: [[136, negative]] }), END]), /negative mtime in the tar header at byte 0/);
     const huge = Buffer.alloc(12, 0x7f);
