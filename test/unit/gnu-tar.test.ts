@@ -256,7 +256,7 @@ buf.write(blocks)`;
   });
 
   it('reads a file with sparse records of an unknown version as a plain file, as Go and Python do', () => {
-    for (const [major, minor] of [['2', '0'], ['1', '1'], ['0', '0']]) {
+    for (const [major, minor] of [['2', '0'], ['1', '1']]) {
       const archive = python(`info = tarfile.TarInfo('plain')\ninfo.size = 5\ninfo.pax_headers = {'GNU.sparse.major': '${major}', 'GNU.sparse.minor': '${minor}'}\nout.addfile(info, io.BytesIO(b'12345'))`);
       const result = entries(archive);
       assert.deepEqual([result.headers[0]!.path, result.headers[0]!.sparse, joined(result)[0]], ['plain', undefined, [[0, '12345']]], `sparse ${major}.${minor}`);
