@@ -322,7 +322,8 @@ export class TarReader {
     if (dataSize < 0) throw new TarFormatError(`${display(header.path)}: its sparse map is larger than its data`);
     const file = header.type === 'file';
     const segments = header.sparse ?? [[0, dataSize]];
-    if (file && header.sparse) {
+    if (header.sparse) {
+      if (!file) throw new TarFormatError(`${display(header.path)}: a ${header.type} cannot be sparse`);
       let stored = 0;
       for (const [offset, length] of segments) {
         if (offset + length > header.size) throw new TarFormatError(`${display(header.path)}: a sparse segment lies past the file's size`);

@@ -340,6 +340,8 @@ describe('TarReader: PAX and GNU extensions', () => {
     const v01 = entry(pax([['GNU.sparse.realsize', '4096'], ['GNU.sparse.map', '10,2,4000,1']]), header({ name: 'y', size: 3 }), body('xyz'));
     assert.deepEqual([v01.header.size, v01.header.sparse, v01.data], [4096, [[10, 2], [4000, 1]], [[10, 'xy'], [4000, 'z']]]);
     refused(Buffer.concat([pax([['GNU.sparse.numbytes', '3']]), header({ size: 3 }), body('abc'), END]), /GNU\.sparse\.numbytes without an offset/);
+    // Only a file has holes: Go's archive/tar refuses a sparse map on any other type too.
+    refused(Buffer.concat([pax([['GNU.sparse.map', '0,1']]), header({ name: 'link', typeflag: '2', linkpath: 't' }), END]), /^"link": a symlink cannot be sparse$/);
     refused(Buffer.concat([pax([['GNU.sparse.map', '1,2,3']]), header({ size: 2 }), body('ab'), END]), /invalid GNU\.sparse\.map/);
     refused(Buffer.concat([pax([['GNU.sparse.size', '10'], ['GNU.sparse.map', '8,5']]), header({ name: 'past', size: 5 }), body('abcde'), END]), /"past": a sparse segment lies past the file's size/);
     refused(Buffer.concat([pax([['GNU.sparse.size', '100'], ['GNU.sparse.map', '0,4']]), header({ name: 'short', size: 5 }), body('abcde'), END]), /"short": its sparse map describes 4 bytes of data, the archive holds 5/);
