@@ -314,7 +314,7 @@ export class TarReader {
     }
     if (state.read >= state.dataSize) throw new TarFormatError(`${display(state.header.path)}: its sparse map is larger than its data`);
     if (!/^\d*$/.test(state.line)) throw invalid(); // not even the start of a number
-    if (state.read > MAX_META_BYTES) throw new TarFormatError(`${display(state.header.path)}: the PAX sparse map is too large`);
+    if (state.read >= MAX_META_BYTES) throw new TarFormatError(`${display(state.header.path)}: the PAX sparse map is too large`);
     return BLOCK; // the map goes on in the next block
   }
 

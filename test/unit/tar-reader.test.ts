@@ -198,6 +198,12 @@ describe('TarReader: header fields', () => {
     refused(Buffer.concat([header({ raw: [[116, 'g\0\0\0\0\0\0\0']] }), END]), /invalid gid "g" in the tar header at byte 0/);
     refused(Buffer.concat([header({ typeflag: '3', raw: [[329, '9\0']] }), END]), /invalid devmajor "9" in the tar header at byte 0/);
     refused(Buffer.concat([header({ typeflag: '4', raw: [[337, '9\0']] }), END]), /invalid devminor "9" in the tar header at byte 0/);
+    // Right-justified with leading spaces, as some old tars write it.
+    const justified = header({ name: 'old' });
+    const sum = justified.toString('latin1', 148, 156).replace(/[\0 ]+$/, '');
+    justified.write(`${sum.replace(/^0+/, '')}\0`.padStart(8, ' '), 148, 'latin1');
+    assert.match(justified.toString('latin1', 148, 150), /^ +$/);
+    assert.equal(read(Buffer.concat([justified, END])).headers[0]!.path, 'old');
     const badChecksum = header({});
     badChecksum.write('z', 148, 'latin1');
     refused(Buffer.concat([badChecksum, END]), /^invalid tar header at byte 0 \(checksum mismatch\): the layer is not a tar archive or is corrupt$/);
@@ -450,13 +456,26 @@ describe('TarReader: PAX sparse 1.0 maps from a hostile layer', () => {
   });
 
   it('refuses a map that is not lines of decimal numbers, or with more than a million segments, at its first block', () => {
+    // Digits after each (a number going on in the next block) and a block of them: only the bad line tells.
     for (const bad of ['x'.repeat(BLOCK), '\n', '1\n+5\n1\n', '1\n0x10\n1\n', '1000001\n']) {
-      refused(Buffer.concat([sparse10('bad', 2 * BLOCK, body(bad), Buffer.alloc(BLOCK, 0x30)), END]), /^"bad": invalid PAX sparse map$/);
+      const first = Buffer.from(bad.padEnd(BLOCK, '0'), 'latin1');
+      refused(Buffer.concat([sparse10('bad', 2 * BLOCK, first, Buffer.alloc(BLOCK, 0x30)), END]), /^"bad": invalid PAX sparse map$/);
     }
   });
 
   it('refuses a map that runs past its entry\'s data, without reading the next entries as map', () => {
     refused(Buffer.concat([sparse10('short', BLOCK, body('2\n1\n1\n')), file('next', 'n'), END]), /^"short": its sparse map is larger than its data$/);
+  });
+
+  it('reads a map of up to 8 MiB, and refuses a longer one', () => {
+    // Segments of "0000000\n0000000\n": the first map ends in its 16,384th block, the second in the next one.
+    const map = (count: number) => Buffer.from(`${count}\n` + '0000000\n0000000\n'.repeat(count));
+    const underLimit = body(map(524_281));
+    assert.equal(underLimit.length, 8 * 1024 * 1024);
+    assert.equal(read(Buffer.concat([sparse10('under', underLimit.length, underLimit), END])).headers[0]!.sparse!.length, 524_281);
+    const overLimit = body(map(524_294));
+    assert.equal(overLimit.length, 8 * 1024 * 1024 + BLOCK);
+    refused(Buffer.concat([sparse10('over', overLimit.length, overLimit), END]), /^"over": the PAX sparse map is too large$/);
   });
 
   it('refuses a map over 8 MiB, reading it in linear time (not re-reading it at each block)', async () => {
