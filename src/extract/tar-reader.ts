@@ -293,9 +293,12 @@ export class TarReader {
     if (input.length < BLOCK) return 0;
     state.read += BLOCK;
     const invalid = () => new TarFormatError(`${display(state.header.path)}: invalid PAX sparse map`);
-    const lines = input.toString('latin1', 0, BLOCK).split('\n');
+    const text = input.toString('latin1', 0, BLOCK);
+    const lines = text.split('\n');
     lines[0] = state.line + lines[0];
     state.line = lines.pop()!;
+    // What this block added to the unfinished line: the rest of it was checked with the blocks before.
+    const added = lines.length === 0 ? text : state.line;
     for (const line of lines) {
       const n = /^\d+$/.test(line) ? Number(line) : NaN;
       if (!Number.isSafeInteger(n)) throw invalid();
@@ -314,7 +317,7 @@ export class TarReader {
       }
     }
     if (state.read >= state.dataSize) throw new TarFormatError(`${display(state.header.path)}: its sparse map is larger than its data`);
-    if (!/^\d*$/.test(state.line)) throw invalid(); // not even the start of a number
+    if (!/^\d*$/.test(added)) throw invalid(); // not even the start of a number
     if (state.read >= MAX_META_BYTES) throw new TarFormatError(`${display(state.header.path)}: the PAX sparse map is too large`);
     return BLOCK; // the map goes on in the next block
   }
