@@ -37,6 +37,19 @@ export function nullSink(): Writable {
   });
 }
 
+/** A sink that keeps the event loop busy for `msPerChunk` on each chunk, as a consumer doing work on the main thread would. */
+export function slowSink(msPerChunk: number): Writable {
+  return new Writable({
+    write(_chunk, _encoding, callback) {
+      const until = performance.now() + msPerChunk;
+      while (performance.now() < until) {
+        /* the consumer's work */
+      }
+      callback();
+    },
+  });
+}
+
 /** Pipes a stream to a null sink; resolves when it ended (for blob streams: verified). */
 export async function drain(stream: Readable): Promise<void> {
   await pipeline(stream, nullSink());
@@ -153,6 +166,7 @@ export async function timeBlobCost(
   blob: BlobFixture,
   transfer: BlobTransfer | undefined,
   onLoopDelay?: (delay: LoopDelay) => void,
+  sink: Writable = nullSink(),
 ): Promise<TransferCost> {
   const pid = proxy.pid;
   if (pid === undefined) throw new Error('the proxy has no pid');
@@ -162,7 +176,7 @@ export async function timeBlobCost(
   histogram?.enable();
   const start = now();
   const stream = await proxy.getBlob(image, blob.digest, blob.size, transfer ? { transfer } : {});
-  await drain(stream);
+  await pipeline(stream, sink);
   const seconds = secondsSince(start);
   histogram?.disable();
   if (histogram && onLoopDelay) onLoopDelay({ p99: histogram.percentile(99) / 1e6, max: histogram.max / 1e6 });

@@ -350,32 +350,37 @@ static void deliver(blob_reader_t* r, chunk_t chunk, int error) {
 }
 
 // On the loop: hand the ready chunk to JS while it is flowing (its callback
-// may pause or close us; the thread fills the next meanwhile), then the end
-// once the thread has finished.
+// may pause or close us; the thread fills the next meanwhile), or the end once
+// the thread has finished. One per wake-up: when the thread has the next one
+// ready before JS is done with this one, the loop is woken again and runs its
+// timers and other I/O first, so a busy pipe holds it for one chunk at most.
 static void on_async(uv_async_t* handle) {
   blob_reader_t* r = handle->data;
   if (r->closed || r->ended) return;
-  while (!r->closed && !r->ended) {
-    chunk_t chunk = {NULL, 0};
-    int last = 0, error = 0;
-    uv_mutex_lock(&r->lock);
-    if (r->flowing && r->ready.block) {
-      chunk = r->ready;
-      r->ready.block = NULL;
-      uv_cond_signal(&r->wake);  // room for the next
-    } else if (r->flowing && r->finished) {
-      last = 1;
-      error = r->error;
-    }
-    uv_mutex_unlock(&r->lock);
-    if (!chunk.block && !last) break;
-    if (chunk.block) give_spare(r);  // the thread reads on while JS takes this one
-    if (last) {
-      r->ended = 1;
-      uv_unref((uv_handle_t*)&r->async);  // nothing more will come
-    }
-    deliver(r, chunk, error);
+  chunk_t chunk = {NULL, 0};
+  int last = 0, error = 0;
+  uv_mutex_lock(&r->lock);
+  if (r->flowing && r->ready.block) {
+    chunk = r->ready;
+    r->ready.block = NULL;
+    uv_cond_signal(&r->wake);  // room for the next
+  } else if (r->flowing && r->finished) {
+    last = 1;
+    error = r->error;
   }
+  uv_mutex_unlock(&r->lock);
+  if (!chunk.block && !last) return;
+  if (chunk.block) give_spare(r);  // the thread reads on while JS takes this one
+  if (last) {
+    r->ended = 1;
+    uv_unref((uv_handle_t*)&r->async);  // nothing more will come
+  }
+  deliver(r, chunk, error);
+  if (r->closed || r->ended) return;
+  uv_mutex_lock(&r->lock);
+  int more = r->flowing && (r->ready.block || r->finished);
+  uv_mutex_unlock(&r->lock);
+  if (more) uv_async_send(&r->async);
 }
 
 static void reader_finalize(napi_env env, void* data, void* hint) {

@@ -295,6 +295,31 @@ export const MUTANTS = [
     test: 'unit/extract-paths',
     only: 'never mistakes one path',
   },
+  // Tar reader (src/extract/tar-reader.ts): Stryker survivors of 2026-12-05 and the fixes they led to
+  {
+    name: 'a symlink or hardlink header with a size field hides the next entries (Go reads them)',
+    file: 'src/extract/tar-reader.ts',
+    find: "const dataSize = header.type !== 'file' && typeflag !== 'D' ? 0 : storedSize;",
+    replace: 'const dataSize = storedSize;',
+    test: 'unit/gnu-tar',
+    only: 'whatever its size field says',
+  },
+  {
+    name: 'a PAX sparse 1.0 map loses a number split between two blocks',
+    file: 'src/extract/tar-reader.ts',
+    find: 'lines[0] = state.line + lines[0];',
+    replace: '',
+    test: 'unit/tar-reader',
+    only: 'split between blocks',
+  },
+  {
+    name: 'a non-UTF-8 name in an error message loses its bytes (U+FFFD instead of \\xNN)',
+    file: 'src/extract/tar-reader.ts',
+    find: "new TextDecoder('utf-8', { fatal: true })",
+    replace: "new TextDecoder('utf-8', { fatal: false })",
+    test: 'unit/tar-reader',
+    only: 'UTF-8 when it is',
+  },
   // --- Whole images (test/images.test.ts)
   {
     name: 'extractImage frees a fetch slot before the layer is applied (unbounded spool)',

@@ -184,6 +184,42 @@ describe('BlobPipe', () => {
     }
   });
 
+  it('hands over one chunk per turn of the event loop: timers and immediates run between chunks', async () => {
+    // 1 MiB is in the FIFO before the first read, so the thread has the next
+    // block ready long before each slow handler returns; still, what the
+    // handler scheduled runs before the next chunk.
+    const dir = tempDir();
+    const fifo = join(dir.path, 'fifo');
+    native.mknod(Buffer.from(fifo), 'fifo', 0o600, 0, 0);
+    const readFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writeFd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    native.setPipeSize(writeFd, 1024 * 1024);
+    assert.equal(writeSync(writeFd, Buffer.alloc(1024 * 1024, 7)), 1024 * 1024);
+    closeSync(writeFd);
+    const pipe = new BlobPipe(readFd, { algorithm: 'sha256' });
+    try {
+      const events: string[] = [];
+      await new Promise<void>((resolve, reject) => {
+        pipe.on('data', (chunk: Buffer) => {
+          events.push(`data ${chunk.length}`);
+          const until = Date.now() + 30; // a slow consumer: the thread reads on meanwhile
+          while (Date.now() < until) {
+            /* busy */
+          }
+          setImmediate(() => events.push('immediate'));
+        });
+        pipe.on('end', () => setImmediate(resolve));
+        pipe.on('error', reject);
+        pipe.resume();
+      });
+      const data = 'data 262144';
+      assert.deepEqual(events, [data, 'immediate', data, 'immediate', data, 'immediate', data, 'immediate']);
+    } finally {
+      pipe.destroy();
+      dir[Symbol.dispose]();
+    }
+  });
+
   it('destroy() mid-read ends the reader thread and closes the fd, with no event after', async () => {
     const before = readerThreads();
     using fixture = pipeOf(randomBytes(8 * 1024 * 1024), { algorithm: 'sha256' }, [65_536], 10);

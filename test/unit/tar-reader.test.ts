@@ -5,8 +5,10 @@
  * chunking. Real archivers' output is covered by gnu-tar.test.ts.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { describe, it } from 'node:test';
-import { TarFormatError, TarReader, type TarHeader } from '../../src/extract/tar-reader.js';
+import { Worker } from 'node:worker_threads';
+import { display, TarFormatError, TarReader, type TarHeader } from '../../src/extract/tar-reader.js';
 
 const BLOCK = 512;
 
@@ -163,6 +165,8 @@ describe('TarReader: blocks and chunks', () => {
     refused(Buffer.concat([header({ name: 'a', checksumError: 1 }), END]), /invalid tar header at byte 0 \(checksum mismatch\)/);
     refused(Buffer.concat([file('a', 'x'), header({ name: 'b', checksumError: -1 }), END]), /at byte 1024 \(checksum mismatch\)/);
     const high = header({ name: 'caf\xe9\xff', signedChecksum: true });
+    // DEL (127) is the last byte counted positive in a signed sum.
+    assert.equal(read(Buffer.concat([header({ name: 'del\x7f\xe9', signedChecksum: true }), END])).headers[0]!.path, 'del\x7f\xe9');
     assert.equal(read(Buffer.concat([high, END])).headers[0]!.path, 'caf\xe9\xff');
     assert.equal(read(Buffer.concat([header({ name: 'caf\xe9\xff' }), END])).headers[0]!.path, 'caf\xe9\xff');
   });
@@ -174,6 +178,8 @@ describe('TarReader: header fields', () => {
   it('reads octal with spaces and NULs around it, and base-256', () => {
     assert.equal(one({ raw: [[100, ' 0755 \0\0']] }).mode, 0o755);
     assert.equal(one({ raw: [[100, '\0\0\0\0\0\0\0\0']] }).mode, 0);
+    assert.equal(one({ raw: [[100, '   644 \0']] }).mode, 0o644, 'right-justified, as old tars write');
+    assert.equal(one({ raw: [[100, '\0\0 644\0\0']] }).mode, 0o644);
     assert.equal(one({ raw: [[100, '0104755\0']] }).mode, 0o4755, 'setuid kept');
     assert.equal(one({ raw: [[100, '0170755\0']] }).mode, 0o755, 'file type bits dropped');
     const base256 = Buffer.alloc(12);
@@ -187,6 +193,23 @@ describe('TarReader: header fields', () => {
   it('refuses malformed numbers, naming the field and the byte', () => {
     refused(Buffer.concat([header({ raw: [[124, '0000000009\0\0']] }), END]), /invalid size "0000000009" in the tar header at byte 0/);
     refused(Buffer.concat([header({ raw: [[100, '07x5\0\0\0\0']] }), END]), /invalid mode "07x5" in the tar header at byte 0/);
+    refused(Buffer.concat([header({ raw: [[100, '07 55\0\0\0']] }), END]), /invalid mode "07 55" in the tar header at byte 0/); // spaces only around the digits, as Go reads it
+    refused(Buffer.concat([file('a', 'x'), header({ raw: [[108, '1-2\0\0\0\0\0']] }), END]), /invalid uid "1-2" in the tar header at byte 1024/);
+    refused(Buffer.concat([header({ raw: [[116, 'g\0\0\0\0\0\0\0']] }), END]), /invalid gid "g" in the tar header at byte 0/);
+    refused(Buffer.concat([header({ typeflag: '3', raw: [[329, '9\0']] }), END]), /invalid devmajor "9" in the tar header at byte 0/);
+    refused(Buffer.concat([header({ typeflag: '4', raw: [[337, '9\0']] }), END]), /invalid devminor "9" in the tar header at byte 0/);
+    // Right-justified with leading spaces, as some old tars write it.
+    const justified = header({ name: 'old' });
+    const sum = justified.toString('latin1', 148, 156).replace(/[\0 ]+$/, '');
+    justified.write(`${sum.replace(/^0+/, '')}\0`.padStart(8, ' '), 148, 'latin1');
+    assert.match(justified.toString('latin1', 148, 150), /^ +$/);
+    assert.equal(read(Buffer.concat([justified, END])).headers[0]!.path, 'old');
+    const badChecksum = header({});
+    badChecksum.write('z', 148, 'latin1');
+    refused(Buffer.concat([badChecksum, END]), /^invalid tar header at byte 0 \(checksum mismatch\): the layer is not a tar archive or is corrupt$/);
+    // What a layer that is not a tar gives the reader: text where the checksum goes.
+    const page = Buffer.from('<!DOCTYPE html>\n<html><body>' + 'Service Unavailable. '.repeat(60) + '</body></html>\n');
+    refused(page, /^invalid tar header at byte 0 \(checksum mismatch\): the layer is not a tar archive or is corrupt$/);
     const negative = Buffer.alloc(12, 0xff);
     refused(Buffer.concat([header({ raw: [[136, negative]] }), END]), /negative mtime in the tar header at byte 0/);
     const huge = Buffer.alloc(12, 0x7f);
@@ -257,6 +280,11 @@ describe('TarReader: PAX and GNU extensions', () => {
     refused(Buffer.concat([pax([['mtime', '1.2.3']]), header({}), END]), /invalid PAX mtime "1\.2\.3"/);
     refused(Buffer.concat([pax([['mtime', '9'.repeat(30)]]), header({}), END]), /invalid PAX mtime/);
     refused(Buffer.concat([pax([['uid', '-1']]), header({}), END]), /invalid PAX uid "-1"/);
+    // Decimal digits only, as Go's archive/tar reads them (JS's Number() would take these).
+    refused(Buffer.concat([pax([['gid', '12 ']]), header({}), END]), /invalid PAX gid "12 "/);
+    refused(Buffer.concat([pax([['size', '1e3']]), header({}), END]), /invalid PAX size "1e3"/);
+    refused(Buffer.concat([pax([['size', 'x']]), header({ name: 'dir/', typeflag: '5' }), END]), /invalid PAX size "x"/);
+    refused(Buffer.concat([pax([['GNU.sparse.realsize', '0x10'], ['GNU.sparse.map', '0,1']]), header({ size: 1 }), body('a'), END]), /invalid PAX GNU\.sparse\.realsize "0x10"/);
   });
 
   it('lets an empty value remove a record, ignores global headers, and keeps xattrs in order', () => {
@@ -272,14 +300,24 @@ describe('TarReader: PAX and GNU extensions', () => {
   it('tolerates NUL padding after the records, and refuses malformed records', () => {
     const padded = Buffer.concat([paxRecords([['path', 'padded']]), Buffer.alloc(20)]);
     assert.equal(entry(pax(padded), header({})).header.path, 'padded');
-    for (const bad of ['5 a=b\n', '99 path=x\n', 'x path=x\n', '10 path=x!', ' 9 path=x\n']) {
+    // '0x9 a=bc\n' and '1e1 a=bcd\n' are 9 and 10 bytes long: a length is decimal digits, as Go and Python read it.
+    for (const bad of ['5 a=b\n', '99 path=x\n', 'x path=x\n', '10 path=x!', ' 9 path=x\n', '0x9 a=bc\n', '1e1 a=bcd\n']) {
       refused(Buffer.concat([pax(Buffer.from(bad)), header({}), END]), /^invalid PAX extended header record$/);
     }
+    // Garbage before NUL padding is still garbage.
+    refused(Buffer.concat([pax(Buffer.from('garbage\0\0\0')), header({}), END]), /^invalid PAX extended header record$/);
+    // A record of length 0 after a good one (its "last byte" would be the previous newline).
+    refused(Buffer.concat([pax(Buffer.concat([paxRecords([['path', 'a']]), Buffer.from('0 path=b\n')])), header({}), END]), /^invalid PAX extended header record$/);
     refused(Buffer.concat([pax(Buffer.from('7 =abc\n')), header({}), END]), /no key/);
     refused(Buffer.concat([pax(Buffer.from('7 path\n')), header({}), END]), /no key/);
   });
 
-  it('refuses a PAX or long-name header larger than 8 MiB before buffering it', () => {
+  it('reads a PAX header of exactly 8 MiB, and refuses a PAX or long-name header larger than that before buffering it', () => {
+    const limit = 8 * 1024 * 1024;
+    const path = paxRecords([['path', 'big']]);
+    const exact = Buffer.concat([paxRecords([['comment', 'c'.repeat(limit - path.length - 17)]]), path]); // "8388602 comment=...\n"
+    assert.equal(exact.length, limit);
+    assert.equal(entry(pax(exact), header({})).header.path, 'big');
     refused(Buffer.concat([header({ name: 'PaxHeader', typeflag: 'x', size: 8 * 1024 * 1024 + 1 }), END]), /a tar x header of 8388609 bytes at byte 0 is larger than the 8388608-byte limit/);
   });
 
@@ -308,6 +346,8 @@ describe('TarReader: PAX and GNU extensions', () => {
     const v01 = entry(pax([['GNU.sparse.realsize', '4096'], ['GNU.sparse.map', '10,2,4000,1']]), header({ name: 'y', size: 3 }), body('xyz'));
     assert.deepEqual([v01.header.size, v01.header.sparse, v01.data], [4096, [[10, 2], [4000, 1]], [[10, 'xy'], [4000, 'z']]]);
     refused(Buffer.concat([pax([['GNU.sparse.numbytes', '3']]), header({ size: 3 }), body('abc'), END]), /GNU\.sparse\.numbytes without an offset/);
+    // Only a file has holes: Go's archive/tar refuses a sparse map on any other type too.
+    refused(Buffer.concat([pax([['GNU.sparse.map', '0,1']]), header({ name: 'link', typeflag: '2', linkpath: 't' }), END]), /^"link": a symlink cannot be sparse$/);
     refused(Buffer.concat([pax([['GNU.sparse.map', '1,2,3']]), header({ size: 2 }), body('ab'), END]), /invalid GNU\.sparse\.map/);
     refused(Buffer.concat([pax([['GNU.sparse.size', '10'], ['GNU.sparse.map', '8,5']]), header({ name: 'past', size: 5 }), body('abcde'), END]), /"past": a sparse segment lies past the file's size/);
     refused(Buffer.concat([pax([['GNU.sparse.size', '100'], ['GNU.sparse.map', '0,4']]), header({ name: 'short', size: 5 }), body('abcde'), END]), /"short": its sparse map describes 4 bytes of data, the archive holds 5/);
@@ -359,5 +399,116 @@ describe('TarReader: PAX and GNU extensions', () => {
     // Fewer than 4 segments: the list ends at the first empty slot.
     const short = entry(header({ name: 'short', typeflag: 'S', size: 1, raw: [[483, octal(50, 12)], [386, segment(49, 1)]] }), body('!'));
     assert.deepEqual([short.header.sparse, short.data], [[[49, 1]], [[49, '!']]]);
+    refused(Buffer.concat([header({ name: 'bad', typeflag: 'S', raw: [[483, '12x\0'], [386, segment(0, 0)]] }), END]), /invalid real size "12x" in the tar header at byte 0/);
+    // A bad segment names its field and the byte of its block: the header's, or the extension block's.
+    refused(Buffer.concat([file('a', 'x'), header({ name: 'bad', typeflag: 'S', raw: [[483, octal(10, 12)], [386, '8x\0']] }), END]), /invalid sparse offset "8x" in the tar header at byte 1024/);
+    const badExtension = Buffer.alloc(BLOCK);
+    badExtension.write(octal(0, 12) + '1y\0', 0, 'latin1');
+    refused(Buffer.concat([header({ name: 'bad', typeflag: 'S', size: 1, raw: [[483, octal(10, 12)], [386, segment(0, 1)], [482, '\x01']] }), badExtension, END]), /invalid sparse length "1y" in the tar header at byte 512/);
   });
+});
+
+describe('TarReader: names in messages', () => {
+  it('shows a name as UTF-8 when it is, else printable ASCII with every other byte as \\xNN', () => {
+    assert.equal(display('caf\xc3\xa9 "q"'), '"café \\"q\\""', 'valid UTF-8: JSON-quoted');
+    assert.equal(display('caf\xe9 ~"\\\x01\x1f\x7f\x80'), '"caf\\xe9 ~\\x22\\x5c\\x01\\x1f\\x7f\\x80"');
+    assert.equal(display(''), '""');
+    refused(Buffer.concat([header({ name: 'caf\xe9\n', typeflag: 'V' }), END]), /^"caf\\xe9\\x0a": unsupported tar entry type "V" \(GNU volume label\)/);
+  });
+});
+
+describe('TarReader: the sparse segment limit (1,000,000)', () => {
+  it('reads a PAX sparse 0.1 map of exactly a million segments, and refuses one more', () => {
+    const map = (count: number) => pax([['GNU.sparse.realsize', '0'], ['GNU.sparse.map', Array(count).fill('0,0').join(',')]]);
+    assert.equal(read(Buffer.concat([map(1_000_000), header({ name: 'full' }), END])).headers[0]!.sparse!.length, 1_000_000);
+    refused(Buffer.concat([map(1_000_001), header({ name: 'over' }), END]), /invalid GNU\.sparse\.map/);
+  });
+
+  it('reads old GNU sparse extension blocks up to a million segments, and refuses one more', () => {
+    const segment = octal(0, 12) + octal(0, 12);
+    const oldSparse = (count: number): Buffer => {
+      const blocks = [header({ name: 'many', typeflag: 'S', raw: [[386, segment.repeat(4)], [482, '\x01']] })];
+      for (let left = count - 4; left > 0; left -= 21) {
+        const extension = Buffer.alloc(BLOCK);
+        extension.write(segment.repeat(Math.min(21, left)), 0, 'latin1');
+        if (left > 21) extension[504] = 1;
+        blocks.push(extension);
+      }
+      return Buffer.concat([...blocks, END]);
+    };
+    assert.equal(read(oldSparse(1_000_000)).headers[0]!.sparse!.length, 1_000_000);
+    refused(oldSparse(1_000_001), /^"many": more than 1000000 sparse segments$/);
+  });
+});
+
+describe('TarReader: PAX sparse 1.0 maps from a hostile layer', () => {
+  const sparse10 = (name: string, size: number, ...data: Buffer[]): Buffer =>
+    Buffer.concat([pax([['GNU.sparse.major', '1'], ['GNU.sparse.minor', '0'], ['GNU.sparse.realsize', '1000']]), header({ name, size }), ...data]);
+
+  it('reads a map of no segment (a file all hole), and one whose last number is split between blocks', () => {
+    const empty = read(Buffer.concat([sparse10('hole', BLOCK, body('0\n')), END]));
+    assert.deepEqual([empty.headers[0]!.size, empty.headers[0]!.sparse, empty.data[0]], [1000, [], []]);
+    // One segment, its offset 9 (with leading zeros up to the block's end), its length 10 split: the 1 alone is not the length.
+    const firstBlock = Buffer.concat([Buffer.from('1\n'), Buffer.alloc(BLOCK - 5, 0x30), Buffer.from('9\n1')]);
+    assert.equal(firstBlock.length, BLOCK);
+    const split = read(Buffer.concat([sparse10('split', 2 * BLOCK + 10, firstBlock, body('0\n'), body('0123456789')), END]));
+    assert.deepEqual([split.headers[0]!.sparse, split.data[0]], [[[9, 10]], [[9, '0123456789']]]);
+  });
+
+  it('refuses a map that is not lines of decimal numbers, or with more than a million segments, at its first block', () => {
+    // Digits after each (a number going on in the next block) and a block of them: only the bad line tells.
+    for (const bad of ['x'.repeat(BLOCK), '\n', '1\n+5\n1\n', '1\n0x10\n1\n', '1000001\n']) {
+      const first = Buffer.from(bad.padEnd(BLOCK, '0'), 'latin1');
+      refused(Buffer.concat([sparse10('bad', 2 * BLOCK, first, Buffer.alloc(BLOCK, 0x30)), END]), /^"bad": invalid PAX sparse map$/);
+    }
+  });
+
+  it('refuses a map that runs past its entry\'s data, without reading the next entries as map', () => {
+    refused(Buffer.concat([sparse10('short', BLOCK, body('2\n1\n1\n')), file('next', 'n'), END]), /^"short": its sparse map is larger than its data$/);
+  });
+
+  it('reads a map of up to 8 MiB, and refuses a longer one', () => {
+    // Segments of "0000000\n0000000\n": the first map ends in its 16,384th block, the second in the next one.
+    const map = (count: number) => Buffer.from(`${count}\n` + '0000000\n0000000\n'.repeat(count));
+    const underLimit = body(map(524_281));
+    assert.equal(underLimit.length, 8 * 1024 * 1024);
+    assert.equal(read(Buffer.concat([sparse10('under', underLimit.length, underLimit), END])).headers[0]!.sparse!.length, 524_281);
+    const overLimit = body(map(524_294));
+    assert.equal(overLimit.length, 8 * 1024 * 1024 + BLOCK);
+    refused(Buffer.concat([sparse10('over', overLimit.length, overLimit), END]), /^"over": the PAX sparse map is too large$/);
+  });
+
+  for (const [what, map] of [
+    // 1,000,000 segments announced, "0000000\n" lines for 8 MiB and a block: not complete by then.
+    ['short lines', Buffer.from('1000000\n' + '0000000\n'.repeat(1024 * 1024 + BLOCK)).subarray(0, 8 * 1024 * 1024 + BLOCK)],
+    // One segment announced, then one number whose digits go on for 8 MiB and a block.
+    ['one endless line', Buffer.from('1\n' + '0'.repeat(8 * 1024 * 1024 + BLOCK - 2))],
+  ] as const) {
+    it(`refuses a map over 8 MiB, reading it in linear time (not re-reading it at each block): ${what}`, async () => {
+      const archive = Buffer.concat([sparse10('huge', map.length + BLOCK, map, body('x')), END]);
+      // In a worker: a parser that re-reads the whole map (or the whole unfinished line) at every
+      // block takes minutes to some 40 minutes of CPU on these, and would hold the test's own
+      // thread (a test timeout cannot stop it).
+      const worker = new Worker(
+        `const { parentPort, workerData } = require('node:worker_threads');
+        import(workerData.module).then(({ TarReader }) => {
+          const reader = new TarReader({ entry() {}, data() {}, entryEnd() {} });
+          try { reader.push(Buffer.from(workerData.archive)); reader.end(); parentPort.postMessage('accepted'); }
+          catch (error) { parentPort.postMessage(error.message); }
+        });`,
+        { eval: true, workerData: { module: new URL('../../src/extract/tar-reader.js', import.meta.url).href, archive } },
+      );
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const outcome = await Promise.race([
+          once(worker, 'message').then(([message]) => message as string),
+          new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still parsing after 60 s'), 60_000))),
+        ]);
+        assert.equal(outcome, '"huge": the PAX sparse map is too large');
+      } finally {
+        clearTimeout(timer);
+        await worker.terminate();
+      }
+    });
+  }
 });
