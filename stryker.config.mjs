@@ -20,7 +20,7 @@ const SLOW = new Set(['real-images']);
  * listed run last.
  */
 const ORDER = [
-  'unit/progress', 'unit/policy', 'unit/images', 'unit/retry', 'unit/replies', 'unit/protocol', 'unit/storage', 'unit/config', 'unit/oci-layout', 'unit/tar-reader', 'unit/extract-paths', 'unit/gnu-tar', 'unit/extract', 'unit/fuzz',
+  'unit/progress', 'unit/policy', 'unit/images', 'unit/retry', 'unit/replies', 'unit/blob-streams', 'unit/blob-requests', 'unit/protocol', 'unit/storage', 'unit/config', 'unit/oci-layout', 'unit/tar-reader', 'unit/extract-paths', 'unit/gnu-tar', 'unit/extract', 'unit/fuzz',
   'versions', // 2
   'messages', // 4
   'signals', // 4

@@ -354,5 +354,37 @@ export const MUTANTS = [
     test: 'serve',
     only: 'traversal',
   },
-
+  // --- blob streams without skopeo (test/unit/blob-streams.test.ts, test/unit/retry.test.ts): Stryker survivors of 2026-12-05
+  {
+    name: 'GetRawBlob completes before its error pipe ended (a late error is lost)',
+    file: 'src/blobs/raw-blob-stream.ts',
+    find: 'if (this.destroyed || !this.#dataEnded || !this.#errorsEnded) return;',
+    replace: 'if ((this.destroyed || !this.#dataEnded) && !this.#errorsEnded) return;',
+    test: 'unit/blob-streams',
+    only: 'comes after the data ended',
+  },
+  {
+    name: 'GetRawBlob never holds the process for its error pipe once the data ended',
+    file: 'src/blobs/raw-blob-stream.ts',
+    find: 'if (!this.#errorsEnded) this.#errors.ref();',
+    replace: 'if (false) this.#errors.ref();',
+    test: 'unit/blob-streams',
+    only: 'keeps the process alive',
+  },
+  {
+    name: 'GetRawBlob reads the whole blob ahead of a consumer that is behind',
+    file: 'src/blobs/raw-blob-stream.ts',
+    find: '      else {\n        this.#data.pause();\n        this.#stall.clear();\n      }',
+    replace: '      else {}',
+    test: 'unit/blob-streams',
+    only: 'reads no further ahead',
+  },
+  {
+    name: 'the retrying blob stream never pauses its attempt',
+    file: 'src/retry.ts',
+    find: 'if (!this.push(chunk)) inner.pause();',
+    replace: 'if (this.push(chunk)) inner.pause();',
+    test: 'unit/retry',
+    only: 'backpressure',
+  },
 ];

@@ -1,7 +1,7 @@
 /** ImageProxyConfig -> skopeo argv: every option, every conflict. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { planSpawn, type SkopeoFeatures } from '../../src/config.js';
+import { needsFeatureProbe, planSpawn, type SkopeoFeatures } from '../../src/config.js';
 import { ConfigurationError, type ImageProxyConfig } from '../../src/index.js';
 
 const all: SkopeoFeatures = { userAgentPrefix: true, decryptionKey: true };
@@ -132,7 +132,49 @@ describe('planSpawn', () => {
     }
   });
 
+  it('refuses values of the wrong type from an untyped caller, naming the option, before anything is spawned', () => {
+    // JavaScript callers get no compile-time check: a number where a string belongs must not reach argv.
+    const loose = (config: Record<string, unknown>) => config as ImageProxyConfig;
+    const badUser = /^credentials need a non-empty username without ":" and a password string$/;
+    const refusals: Array<[ImageProxyConfig, RegExp]> = [
+      [loose({ skopeoCommand: ['skopeo', 5] }), /^skopeoCommand must be a non-empty list of non-empty strings/],
+      [loose({ policy: 5 }), /^policy must be a non-empty path$/],
+      [loose({ authFile: 0 }), /^authFile must be a non-empty path$/],
+      [loose({ platform: { os: 5 } }), /^platform\.os must be a plain word such as "arm64", got 5$/],
+      [loose({ credentials: { registry: 5000, username: 'alice', password: 'hunter2' } }), /^credentials\.registry must be a registry host/],
+      [loose({ credentials: { registry: 'r.io', username: 42, password: 'hunter2' } }), badUser],
+      [loose({ credentials: { registry: 'r.io', username: 'alice' } }), badUser],
+      [loose({ credentials: { registry: 'r.io', username: 'alice', password: 1234 } }), badUser],
+    ];
+    for (const [config, message] of refusals) {
+      assert.throws(() => plan(config), (e: unknown) => e instanceof ConfigurationError && message.test(e.message), JSON.stringify(config));
+    }
+  });
+
+  it('takes authAnonymous: false as no choice, beside another authentication option', () => {
+    assert.deepEqual(argv({ authFile: '/a', authAnonymous: false }), ['skopeo', 'experimental-image-proxy', '--authfile=/a']);
+  });
+
+  it('keys credentials by a registry with a namespace path, as containers-auth.json allows', () => {
+    for (const registry of ['localhost:5000/team', 'quay.io/org/repo', 'r.io/a']) {
+      const file = JSON.parse(plan({ credentials: { registry, username: 'alice', password: 'hunter2' } }).secretFiles[0]!.toString());
+      assert.deepEqual(Object.keys(file.auths), [registry]);
+    }
+    assert.throws(() => plan({ credentials: { registry: 'r.io/a b', username: 'alice', password: 'hunter2' } }), ConfigurationError, 'a space in the path');
+  });
+
   it('keeps a value that looks like a flag inside its own option', () => {
     assert.deepEqual(argv({ authFile: '--insecure-policy' }), ['skopeo', 'experimental-image-proxy', '--authfile=--insecure-policy']);
+  });
+});
+
+describe('needsFeatureProbe', () => {
+  it('asks for `skopeo --help` only when userAgentPrefix or a decryption key is set', () => {
+    assert.equal(needsFeatureProbe({}), false);
+    assert.equal(needsFeatureProbe({ decryptionKeys: [] }), false);
+    assert.equal(needsFeatureProbe({ userAgentPrefix: 'ci' }), true);
+    assert.equal(needsFeatureProbe({ userAgentPrefix: '' }), true, 'set, though empty: skopeo must have the flag');
+    assert.equal(needsFeatureProbe({ decryptionKeys: ['/k'] }), true);
+    assert.equal(needsFeatureProbe({ userAgentPrefix: 'ci', decryptionKeys: ['/k'] }), true);
   });
 });

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import type { BlobStream } from '../../src/blobs/stream-kit.js';
+import { HIGH_WATER_MARK, type BlobStream } from '../../src/blobs/stream-kit.js';
 import { RetryingBlobStream } from '../../src/retry.js';
 import { BlobVerificationError, ImageProxyError, RequestError, StallError, isRetryable, withRetry, type RetryEvent } from '../../src/index.js';
 
@@ -213,6 +213,64 @@ describe('RetryingBlobStream (the stream getBlob returns with a retry policy)', 
     await new Promise<void>((resolve) => stream.once('retry', () => resolve()));
     stream.destroy();
     await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(reopened, 0);
+  });
+});
+
+/**
+ * An attempt that produces `total` bytes on demand, 64 KiB per read, with the
+ * high-water mark of the real blob streams: `produced` shows how far ahead of
+ * its consumer it was pulled.
+ */
+class OnDemand extends Readable implements BlobStream {
+  readonly transfer = 'GetBlob' as const;
+  readonly digest = 'sha256:' + 'e'.repeat(64);
+  bytesReceived = 0;
+  produced = 0;
+  constructor(readonly expectedSize: number) {
+    super({ highWaterMark: HIGH_WATER_MARK });
+  }
+  override _read(): void {
+    const n = Math.min(64 * 1024, this.expectedSize - this.produced);
+    this.produced += n;
+    this.push(n > 0 ? Buffer.alloc(n, 0x61) : null);
+  }
+}
+
+/** An attempt that stays open until destroyed. */
+class Open extends Readable implements BlobStream {
+  readonly transfer = 'GetBlob' as const;
+  readonly digest = 'sha256:' + 'f'.repeat(64);
+  readonly expectedSize = 8;
+  bytesReceived = 0;
+  override _read(): void {}
+}
+
+describe('RetryingBlobStream backpressure and teardown', () => {
+  it('buffers no more than the attempt would for a consumer that is behind, and resumes it when read', { timeout: 20_000 }, async () => {
+    const total = 8 * 1024 * 1024;
+    const inner = new OnDemand(total);
+    const stream = new RetryingBlobStream(inner, async () => assert.fail('no re-open'), { attempts: 3, backoff: 1 });
+    assert.equal(stream.readableHighWaterMark, HIGH_WATER_MARK, "the attempt's high-water mark, not Node's default 16 KiB");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Nobody reads yet: the attempt is pulled until both buffers are full, no further.
+    assert.ok(inner.produced <= 4 * HIGH_WATER_MARK, `pulled ${inner.produced} bytes ahead of a consumer that reads nothing`);
+    const { text, error } = await drain(stream);
+    assert.equal(error, undefined);
+    assert.equal(text.length, total, 'read: the paused attempt resumes and the rest arrives');
+  });
+
+  it('destroyed in the tick its attempt fails: no retry is announced and nothing re-opens', async () => {
+    let reopened = 0;
+    const inner = new Open();
+    const stream = new RetryingBlobStream(inner, async () => (reopened++, new Attempt(['abcdefgh'])), { attempts: 3, backoff: 1 });
+    const retries: RetryEvent[] = [];
+    stream.on('retry', (event: RetryEvent) => retries.push(event));
+    stream.on('error', () => {});
+    inner.destroy(transient()); // its 'error' comes on the next tick, after the consumer's destroy below
+    stream.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(retries, []);
     assert.equal(reopened, 0);
   });
 });
