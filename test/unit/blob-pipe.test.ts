@@ -70,6 +70,17 @@ function pipeOf(data: Buffer, options: ConstructorParameters<typeof BlobPipe>[1]
   };
 }
 
+/** A 1 MiB FIFO whose two ends this process holds, both non-blocking: the read end for a BlobPipe, the write end for the test. */
+function fifoEnds(): { readFd: number; writeFd: number; [Symbol.dispose](): void } {
+  const dir = tempDir();
+  const fifo = join(dir.path, 'fifo');
+  native.mknod(Buffer.from(fifo), 'fifo', 0o600, 0, 0);
+  const readFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  const writeFd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+  native.setPipeSize(writeFd, 1024 * 1024);
+  return { readFd, writeFd, [Symbol.dispose]: () => dir[Symbol.dispose]() };
+}
+
 /** Reads the pipe to its end, keeping every chunk as delivered (a consumer that holds on to them). */
 function readAll(pipe: BlobPipe): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
@@ -142,14 +153,10 @@ describe('BlobPipe', () => {
   it('reads one block ahead while the consumer is busy, and no further', async () => {
     // A 1 MiB FIFO filled by this process: the bytes the reader thread takes
     // out show up as room for more non-blocking writes.
-    const dir = tempDir();
-    const fifo = join(dir.path, 'fifo');
-    native.mknod(Buffer.from(fifo), 'fifo', 0o600, 0, 0);
-    const readFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-    const writeFd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
-    const pipe = new BlobPipe(readFd, { algorithm: 'sha256' });
+    using fifo = fifoEnds();
+    const { writeFd } = fifo;
+    const pipe = new BlobPipe(fifo.readFd, { algorithm: 'sha256' });
     try {
-      native.setPipeSize(writeFd, 1024 * 1024);
       const piece = Buffer.alloc(64 * 1024, 1);
       const room = (): number => {
         let written = 0;
@@ -180,7 +187,6 @@ describe('BlobPipe', () => {
     } finally {
       pipe.destroy();
       closeSync(writeFd);
-      dir[Symbol.dispose]();
     }
   });
 
@@ -188,15 +194,10 @@ describe('BlobPipe', () => {
     // 1 MiB is in the FIFO before the first read, so the thread has the next
     // block ready long before each slow handler returns; still, what the
     // handler scheduled runs before the next chunk.
-    const dir = tempDir();
-    const fifo = join(dir.path, 'fifo');
-    native.mknod(Buffer.from(fifo), 'fifo', 0o600, 0, 0);
-    const readFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-    const writeFd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
-    native.setPipeSize(writeFd, 1024 * 1024);
-    assert.equal(writeSync(writeFd, Buffer.alloc(1024 * 1024, 7)), 1024 * 1024);
-    closeSync(writeFd);
-    const pipe = new BlobPipe(readFd, { algorithm: 'sha256' });
+    using fifo = fifoEnds();
+    assert.equal(writeSync(fifo.writeFd, Buffer.alloc(1024 * 1024, 7)), 1024 * 1024);
+    closeSync(fifo.writeFd);
+    const pipe = new BlobPipe(fifo.readFd, { algorithm: 'sha256' });
     try {
       const events: string[] = [];
       await new Promise<void>((resolve, reject) => {
@@ -216,7 +217,6 @@ describe('BlobPipe', () => {
       assert.deepEqual(events, [data, 'immediate', data, 'immediate', data, 'immediate', data, 'immediate']);
     } finally {
       pipe.destroy();
-      dir[Symbol.dispose]();
     }
   });
 
