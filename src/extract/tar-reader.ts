@@ -300,7 +300,7 @@ export class TarReader {
     // What this block added to the unfinished line: the rest of it was checked with the blocks before.
     const added = lines.length === 0 ? text : state.line;
     for (const line of lines) {
-      const n = /^\d+$/.test(line) ? Number(line) : NaN;
+      const n = decimal(line);
       if (!Number.isSafeInteger(n)) throw invalid();
       if (state.count === undefined) {
         if (n > MAX_SPARSE_SEGMENTS) throw invalid();
@@ -381,7 +381,7 @@ function parsePax(data: Buffer, pending: Pending): void {
   while (at < data.length) {
     const space = data.indexOf(0x20, at);
     const digits = space > at ? data.toString('latin1', at, space) : '';
-    const length = /^\d+$/.test(digits) ? Number(digits) : NaN; // decimal only, as Go and Python read it (not Number()'s 0x9 or 1e1)
+    const length = decimal(digits);
     if (!Number.isSafeInteger(length) || length <= space - at || at + length > data.length || data[at + length - 1] !== 0x0a) {
       if (data.subarray(at).every((byte) => byte === 0)) return; // trailing NUL padding some writers leave
       throw new TarFormatError('invalid PAX extended header record');
@@ -446,8 +446,13 @@ function readNumber(block: Buffer, start: number, length: number, field: string,
   return parseInt(text, 8);
 }
 
+/** Decimal digits as a number, else NaN: as Go and Python read PAX numbers (not Number()'s `0x9`, `1e1` or ` 5`). */
+function decimal(text: string): number {
+  return /^\d+$/.test(text) ? Number(text) : NaN;
+}
+
 function paxNumber(value: string, key: string): number {
-  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  const n = decimal(value);
   if (!Number.isSafeInteger(n)) throw new TarFormatError(`invalid PAX ${key} ${JSON.stringify(value)}`);
   return n;
 }
