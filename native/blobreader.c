@@ -314,6 +314,15 @@ static void give_spare(blob_reader_t* r) {
   uv_mutex_unlock(&r->lock);
 }
 
+// Wakes the loop if a flowing consumer has something to be handed: a ready
+// chunk, or the end.
+static void wake_if_deliverable(blob_reader_t* r) {
+  uv_mutex_lock(&r->lock);
+  int deliverable = r->flowing && (r->ready.block || r->finished);
+  uv_mutex_unlock(&r->lock);
+  if (deliverable) uv_async_send(&r->async);
+}
+
 // Calls onChunk(error, bytes) with one ready chunk, or with the end (bytes
 // null) or the read error.
 static void deliver(blob_reader_t* r, chunk_t chunk, int error) {
@@ -328,14 +337,11 @@ static void deliver(blob_reader_t* r, chunk_t chunk, int error) {
     napi_get_undefined(env, &argv[1]);
   } else if (!chunk.block) {
     napi_get_null(env, &argv[1]);
-  } else if (chunk.length < COPY_BELOW) {
-    void* copy;
-    napi_create_buffer_copy(env, chunk.length, chunk.block, &copy, &argv[1]);
-    block_put(chunk.block);
-  } else if (napi_create_external_buffer(env, chunk.length, chunk.block, block_release, (void*)weight, &argv[1]) == napi_ok) {
+  } else if (chunk.length >= COPY_BELOW &&
+             napi_create_external_buffer(env, chunk.length, chunk.block, block_release, (void*)weight, &argv[1]) == napi_ok) {
     block_held(env, weight);  // back to the pool when no Buffer or view holds the memory any more
   } else {
-    void* copy;  // a runtime without external buffers: copy
+    void* copy;  // a small chunk (its block is reused at once), or a runtime without external buffers
     napi_create_buffer_copy(env, chunk.length, chunk.block, &copy, &argv[1]);
     block_put(chunk.block);
   }
@@ -376,11 +382,7 @@ static void on_async(uv_async_t* handle) {
     uv_unref((uv_handle_t*)&r->async);  // nothing more will come
   }
   deliver(r, chunk, error);
-  if (r->closed || r->ended) return;
-  uv_mutex_lock(&r->lock);
-  int more = r->flowing && (r->ready.block || r->finished);
-  uv_mutex_unlock(&r->lock);
-  if (more) uv_async_send(&r->async);
+  if (!r->closed && !r->ended) wake_if_deliverable(r);
 }
 
 static void reader_finalize(napi_env env, void* data, void* hint) {
@@ -475,10 +477,9 @@ static napi_value reader_set_flowing(napi_env env, napi_callback_info info) {
   if (flowing) give_spare(r);
   uv_mutex_lock(&r->lock);
   r->flowing = flowing;
-  int pending = flowing && (r->ready.block || r->finished);
   if (flowing) uv_cond_signal(&r->wake);
   uv_mutex_unlock(&r->lock);
-  if (pending) uv_async_send(&r->async);  // delivered from the loop, never inside this call
+  wake_if_deliverable(r);  // delivered from the loop, never inside this call
   return NULL;
 }
 
