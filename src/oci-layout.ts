@@ -173,10 +173,14 @@ export class OciLayoutWriter {
     await mkdir(dirname(path), { recursive: true });
     const sniffer = new HeadSniffer();
     const temporary = temporaryName(path);
+    const file = createWriteStream(temporary, { flags: 'wx' });
     try {
-      await pipeline(source, sniffer.step(options.step), createWriteStream(temporary, { flags: 'wx' }), options.signal ? { signal: options.signal } : {});
+      await pipeline(source, sniffer.step(options.step), file, options.signal ? { signal: options.signal } : {});
       await rename(temporary, path);
     } catch (error) {
+      // An abort can end the pipeline while the file's open is still in flight: removed
+      // before that open lands, the temporary file would be made again and left behind.
+      if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()));
       await rm(temporary, { force: true });
       throw error;
     }
