@@ -8,32 +8,29 @@
 //
 // Which test files: the unit files and the integration files, except the
 // real-image conformance file (4-5 minutes a run). Narrow a run with
-// MUTATE_TESTS, a comma-separated list of test names, e.g.
+// MUTATE_TESTS, a comma-separated list of test names (`unit/*`: every unit
+// file), e.g.
 //   MUTATE_TESTS=unit/protocol,proxy npm run mutate -- --mutate src/protocol.ts
 import { readdirSync } from 'node:fs';
 
 /** Not run for mutants unless named in MUTATE_TESTS. */
 const SLOW = new Set(['real-images']);
 /**
- * Fastest first (seconds per run on skopeo 1.22): a mutant runs the files
- * that cover it in this order and stops at the first failure. Files not
- * listed run last.
+ * Fastest first (seconds per run on skopeo 1.22, measured 2026-12-05 at load
+ * about 2): a mutant runs the files that cover it in this order and stops at
+ * the first failure. Files not listed run last.
  */
 const ORDER = [
-  'unit/progress', 'unit/policy', 'unit/images', 'unit/retry', 'unit/replies', 'unit/blob-streams', 'unit/blob-requests', 'unit/protocol', 'unit/storage', 'unit/config', 'unit/oci-layout', 'unit/tar-reader', 'unit/extract-paths', 'unit/gnu-tar', 'unit/extract', 'unit/fuzz',
-  'versions', // 2
-  'messages', // 4
-  'signals', // 4
-  'proxy', // 4
-  'soak', // 5
-  'deadlines', // 8
-  'faults', // 10
-  'pull', // 11
-  'registry', // 15
-  'containers-storage', // 19
-  'fake-proxy', // 21
-  'cli', // 23
-  'stall', // 33
+  'unit/cli-options', 'unit/policy', 'unit/progress', // 0.3
+  'unit/config', 'unit/protocol', 'unit/blob-requests', 'unit/images', 'unit/serve', 'unit/skopeo-messages', 'unit/storage', // 0.4
+  'unit/extract-paths', 'unit/extract', 'unit/retry', // 0.5 to 1
+  'unit/oci-layout', 'unit/fuzz', 'unit/replies', 'unit/gnu-tar', 'unit/decompress', 'unit/tar-reader', // 2 to 5
+  'unit/blob-pipe', 'unit/blob-streams', // 6 to 7
+  'versions', 'zstd', // 1 to 2
+  'messages', 'signals', 'proxy', 'soak', // 4 to 5
+  'blob-pipe', 'deadlines', 'faults', 'pull', // 8 to 11
+  'serve', 'registry', 'containers-storage', 'fake-proxy', 'cli', // 14 to 23
+  'images', 'stall', // 25 to 37
 ];
 const names = (dir, prefix) =>
   readdirSync(dir)
@@ -42,8 +39,9 @@ const names = (dir, prefix) =>
     .sort();
 const rank = (name) => (ORDER.includes(name) ? ORDER.indexOf(name) : ORDER.length);
 const all = [...names('test/unit', 'unit/'), ...names('test', '').filter((name) => !SLOW.has(name))].sort((a, b) => rank(a) - rank(b));
+const expand = (name) => (name === 'unit/*' ? all.filter((each) => each.startsWith('unit/')) : [name]);
 const chosen = process.env.MUTATE_TESTS
-  ? process.env.MUTATE_TESTS.split(',').map((name) => name.trim()).filter(Boolean).sort((a, b) => rank(a) - rank(b))
+  ? [...new Set(process.env.MUTATE_TESTS.split(',').map((name) => name.trim()).filter(Boolean).flatMap(expand))].sort((a, b) => rank(a) - rank(b))
   : all;
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
