@@ -233,6 +233,16 @@ describe('RawBlobStream (GetRawBlob)', () => {
     assert.ok(Date.now() - started >= 90, `stalled after ${Date.now() - started} ms`);
   });
 
+  it('a data pipe whose read fails: the stream fails with that error', async () => {
+    // A directory's fd stands in for the data pipe: read() fails with EISDIR (a FIFO never fails a read).
+    const errors = pipe();
+    const reply = new DualReply({}, openSync(fifoDir, constants.O_RDONLY | constants.O_DIRECTORY), errors.read, { failureWithin: () => Promise.resolve(undefined) });
+    const stream = new RawBlobStream(reply, { digest: sha256('hello, blob'), expectedSize: 11, bodyIdleTimeoutMs: 0 });
+    closeSync(errors.write);
+    const { error } = await watchdog(5_000, 'a pipe whose read fails', drain(stream)).finally(() => stream.destroy());
+    assert.equal((error as NodeJS.ErrnoException | undefined)?.code, 'EISDIR', String(error));
+  });
+
   it('an aborted signal destroys it with the reason', async () => {
     const controller = new AbortController();
     const { stream, dataWrite } = raw({ data: 'hel', expectedSize: 11, digest: sha256('hello, blob'), signal: controller.signal, keepDataOpen: true });
