@@ -392,8 +392,8 @@ export const MUTANTS = [
     file: 'src/blobs/finish-pipe-stream.ts',
     find: 'this.expectedSize - this.#received : Infinity',
     replace: 'this.expectedSize + this.#received : Infinity',
-    test: 'unit/blob-streams',
-    only: 'the excess in reads of its own',
+    test: 'proxy',
+    only: 'size smaller or larger',
   },
   {
     name: 'a GetBlob stream of unknown size (-1) reads the whole blob ahead of a consumer that is behind',
