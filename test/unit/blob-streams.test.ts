@@ -410,7 +410,9 @@ describe('FinishPipeBlobStream (GetBlob)', () => {
     stream.on('data', (chunk: Buffer) => delivered.push(chunk));
     const failed = new Promise<unknown>((resolve) => stream.on('error', resolve));
     // The first read overshoots `size` by two bytes; the rest of the excess comes in a read after it.
-    while (stream.bytesReceived < 13) await sleep(5);
+    await watchdog(5_000, 'the first read', (async () => {
+      while (stream.bytesReceived < 13) await sleep(5);
+    })());
     feed(dataWrite, ' and more');
     const error = await watchdog(5_000, 'the excess drained', failed);
     assert.equal(Buffer.concat(delivered).toString(), 'hello, blob');
@@ -461,7 +463,7 @@ describe('FinishPipeBlobStream (GetBlob)', () => {
   it('all `size` bytes in and the verdict slow to come: waiting for FinishPipe is no body stall', async () => {
     // The server closes its end inside FinishPipe, here only when its verdict comes, well after the stall timeout.
     const { stream, finishes } = finishPipe({ data: 'hello, blob', keepDataOpen: true, bodyIdleTimeoutMs: 400, verdict: (closeData) => sleep(1200).then(closeData) });
-    const { bytes, error } = await drain(stream);
+    const { bytes, error } = await watchdog(5_000, 'a blob whose verdict is slow', drain(stream));
     assert.equal(error, undefined);
     assert.equal(bytes.toString(), 'hello, blob');
     assert.equal(finishes.length, 1);
