@@ -96,7 +96,7 @@ export class FinishPipeBlobStream extends Readable implements BlobStream {
   }
 
   override _read(): void {
-    if (this.#data.isPaused()) this.#data.resume();
+    this.#data.resume(); // nothing to do when it flows already
     this.#waiting();
   }
 

@@ -4,8 +4,10 @@
  * and a PipeOwner of the test's answers FinishPipe, so that the outcomes
  * real skopeo rarely or never produces (an error pipe that talks and a data
  * pipe that ends whole, a death after a short pipe, a FinishPipe failure of
- * each kind, a source longer than its size) are each checked. Stryker
- * survivors of the integration files (see MUTATION.md).
+ * each kind, a source longer than its size with the excess in reads of its
+ * own, a GetBlob size of -1, a verdict slow to come, a data pipe whose read
+ * fails: a directory's fd) are each checked. Stryker survivors of the
+ * integration files (see MUTATION.md).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -21,6 +23,7 @@ import { hashAlgorithm, HIGH_WATER_MARK, IdleTimer, watchSignal } from '../../sr
 import { BlobVerificationError, InvalidArgumentError, ProtocolError, RequestError, StallError } from '../../src/errors.js';
 import { native } from '../../src/native.js';
 import { DualReply, PipeReply, type PipeOwner, type ReplyDeadline } from '../../src/replies.js';
+import { watchdog } from '../support/env.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const sha256 = (data: Buffer | string): string => 'sha256:' + createHash('sha256').update(data).digest('hex');
@@ -230,6 +233,16 @@ describe('RawBlobStream (GetRawBlob)', () => {
     assert.ok(Date.now() - started >= 90, `stalled after ${Date.now() - started} ms`);
   });
 
+  it('a data pipe whose read fails: the stream fails with that error', async () => {
+    // A directory's fd stands in for the data pipe: read() fails with EISDIR (a FIFO never fails a read).
+    const errors = pipe();
+    const reply = new DualReply({}, openSync(fifoDir, constants.O_RDONLY | constants.O_DIRECTORY), errors.read, { failureWithin: () => Promise.resolve(undefined) });
+    const stream = new RawBlobStream(reply, { digest: sha256('hello, blob'), expectedSize: 11, bodyIdleTimeoutMs: 0 });
+    closeSync(errors.write);
+    const { error } = await watchdog(5_000, 'a pipe whose read fails', drain(stream)).finally(() => stream.destroy());
+    assert.equal((error as NodeJS.ErrnoException | undefined)?.code, 'EISDIR', String(error));
+  });
+
   it('an aborted signal destroys it with the reason', async () => {
     const controller = new AbortController();
     const { stream, dataWrite } = raw({ data: 'hel', expectedSize: 11, digest: sha256('hello, blob'), signal: controller.signal, keepDataOpen: true });
@@ -243,31 +256,40 @@ describe('RawBlobStream (GetRawBlob)', () => {
 
 interface FinishCase extends Partial<FinishPipeStreamOptions> {
   data?: Buffer | string;
-  /** FinishPipe's answer (default: success once asked). */
-  verdict?: () => Promise<void>;
+  /** FinishPipe's answer (default: success once asked); `closeData` closes the write end (once), as skopeo does inside FinishPipe. */
+  verdict?: (closeData: () => void) => Promise<void>;
   keepDataOpen?: boolean;
+  /** As skopeo: the write end stays open until FinishPipe is sent, which closes it. */
+  serverCloses?: boolean;
 }
 
 /** A FinishPipeBlobStream over a FIFO fed with `data`, and the FinishPipe requests it sent. */
 function finishPipe(c: FinishCase): { stream: FinishPipeBlobStream; dataWrite: number; finishes: Array<{ pipeId: number; deadline: ReplyDeadline; at: number }> } {
   const data = pipe();
   const finishes: Array<{ pipeId: number; deadline: ReplyDeadline; at: number }> = [];
+  let writeOpen = true;
+  const closeData = (): void => {
+    if (writeOpen) closeSync(data.write);
+    writeOpen = false;
+  };
   const owner: PipeOwner = {
     finishPipe(pipeId, deadline) {
       finishes.push({ pipeId, deadline, at: Date.now() });
-      return (c.verdict ?? (() => Promise.resolve()))();
+      if (c.serverCloses) closeData();
+      return (c.verdict ?? (() => Promise.resolve()))(closeData);
     },
   };
   const body = c.data ?? '';
   const reply = new PipeReply({}, 9, data.read, owner, 0);
-  const { data: _data, verdict: _verdict, keepDataOpen: _keep, ...options } = c;
+  const { data: _data, verdict: _verdict, keepDataOpen: _keep, serverCloses: _closes, ...options } = c;
   const stream = new FinishPipeBlobStream(reply, {
     digest: sha256(body),
     expectedSize: Buffer.byteLength(body),
     bodyIdleTimeoutMs: 0,
     ...options,
   });
-  feed(data.write, c.data, c.keepDataOpen);
+  feed(data.write, c.data, c.keepDataOpen || c.serverCloses);
+  if (!c.keepDataOpen && !c.serverCloses) writeOpen = false;
   return { stream, dataWrite: data.write, finishes };
 }
 
@@ -275,6 +297,7 @@ describe('FinishPipeBlobStream (GetBlob)', () => {
   it('sends FinishPipe once all `size` bytes are in, and ends on its success', async () => {
     const { stream, finishes } = finishPipe({ data: 'hello, blob' });
     assert.equal(stream.transfer, 'GetBlob');
+    assert.equal(stream.readableHighWaterMark, HIGH_WATER_MARK, 'buffers one reader block for a consumer that is behind (bench/RESULTS.md 4f)');
     const { bytes, error } = await drain(stream);
     assert.equal(error, undefined);
     assert.equal(bytes.toString(), 'hello, blob');
@@ -364,6 +387,96 @@ describe('FinishPipeBlobStream (GetBlob)', () => {
     finishes[0]!.deadline.arm((reason) => expired.push(reason));
     await sleep(1500);
     assert.deepEqual(expired, [error], 'the grace expires with the stall as its reason');
+  });
+
+  it('asks for the verdict as soon as `size` bytes are in, not after the pipe went quiet: skopeo closes its end only inside FinishPipe', async () => {
+    // A quiet of a minute: had the stream waited for it, every blob would take that long.
+    const { stream, finishes } = finishPipe({ data: 'hello, blob', serverCloses: true, quietMs: 60_000 });
+    const { bytes, error } = await watchdog(5_000, 'a blob whose pipe closes only inside FinishPipe', drain(stream)).finally(() => stream.destroy());
+    assert.equal(error, undefined);
+    assert.equal(bytes.toString(), 'hello, blob');
+    assert.equal(finishes.length, 1);
+  });
+
+  it('a source longer than its size, the excess in reads of its own: no byte past `size` reaches the consumer, all are drained, and skopeo\'s complaint is the error', async () => {
+    const { stream, dataWrite, finishes } = finishPipe({
+      data: 'hello, blob!!',
+      expectedSize: 11,
+      digest: sha256('hello, blob'),
+      keepDataOpen: true,
+      verdict: () => Promise.reject(new RequestError('FinishPipe', 'expected 11 bytes in blob, got 22')),
+    });
+    const delivered: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => delivered.push(chunk));
+    const failed = new Promise<unknown>((resolve) => stream.on('error', resolve));
+    // The first read overshoots `size` by two bytes; the rest of the excess comes in a read after it.
+    await watchdog(5_000, 'the first read', (async () => {
+      while (stream.bytesReceived < 13) await sleep(5);
+    })());
+    feed(dataWrite, ' and more');
+    const error = await watchdog(5_000, 'the excess drained', failed);
+    assert.equal(Buffer.concat(delivered).toString(), 'hello, blob');
+    assert.equal(stream.bytesReceived, 22, 'the excess is read (and dropped), so the server\'s writer can finish');
+    assert.equal(finishes.length, 1);
+    assert.ok(error instanceof BlobVerificationError, String(error));
+    assert.equal(error.detail, 'expected 11 bytes in blob, got 22', "skopeo's own words on the mismatch");
+  });
+
+  it('a source that cannot tell its size (GetBlob replies -1): the pipe is read until skopeo closes it, its complaint about 0 bytes is expected, and the digest is checked here', async () => {
+    const complaint = () => Promise.reject(new RequestError('FinishPipe', 'expected 0 bytes in blob, got 11'));
+    const unknown = { data: 'hello, blob', expectedSize: -1, requestedSize: 0, quietMs: 50, serverCloses: true, verdict: complaint };
+    const { stream, finishes } = finishPipe(unknown);
+    const { bytes, error } = await watchdog(5_000, 'a blob of unknown size', drain(stream));
+    assert.equal(error, undefined);
+    assert.equal(bytes.toString(), 'hello, blob');
+    assert.equal(stream.expectedSize, -1);
+    assert.equal(finishes.length, 1, 'FinishPipe once the pipe went quiet');
+    const corrupt = await watchdog(5_000, 'a corrupt blob of unknown size', drain(finishPipe({ ...unknown, digest: sha256('other') }).stream));
+    assert.ok(corrupt.error instanceof BlobVerificationError, String(corrupt.error));
+    assert.equal(corrupt.error.detail, `digest mismatch: the bytes hash to ${sha256('hello, blob')}`);
+  });
+
+  it('size unknown (-1): reads no further ahead than its consumer either, and a consumer that is behind is no quiet source', async () => {
+    const blob = Buffer.alloc(1024 * 1024, 0x5a);
+    const data = pipe(true);
+    const finishes: number[] = [];
+    const owner: PipeOwner = {
+      finishPipe(pipeId) {
+        finishes.push(pipeId);
+        return Promise.reject(new RequestError('FinishPipe', `expected 0 bytes in blob, got ${blob.length}`));
+      },
+    };
+    const reply = new PipeReply({}, 9, data.read, owner, 0);
+    const stream = new FinishPipeBlobStream(reply, { digest: sha256(blob), expectedSize: -1, requestedSize: 0, bodyIdleTimeoutMs: 0 });
+    assert.equal(writeSync(data.write, blob), blob.length, 'the 1 MiB pipe holds the blob');
+    closeSync(data.write);
+    stream.read(0); // a consumer that asks, then reads nothing
+    await sleep(300);
+    assert.ok(stream.bytesReceived <= 2 * HIGH_WATER_MARK, `read ${stream.bytesReceived} bytes ahead of a consumer that takes none`);
+    assert.deepEqual(finishes, [], 'no FinishPipe while the consumer is behind');
+    const { bytes, error } = await watchdog(5_000, 'the blob of unknown size', drain(stream));
+    assert.equal(error, undefined);
+    assert.ok(bytes.equals(blob));
+    assert.deepEqual(finishes, [9]);
+  });
+
+  it('all `size` bytes in and the verdict slow to come: waiting for FinishPipe is no body stall', async () => {
+    // The server closes its end inside FinishPipe, here only when its verdict comes, well after the stall timeout.
+    const { stream, finishes } = finishPipe({ data: 'hello, blob', keepDataOpen: true, bodyIdleTimeoutMs: 400, verdict: (closeData) => sleep(1200).then(closeData) });
+    const { bytes, error } = await watchdog(5_000, 'a blob whose verdict is slow', drain(stream));
+    assert.equal(error, undefined);
+    assert.equal(bytes.toString(), 'hello, blob');
+    assert.equal(finishes.length, 1);
+  });
+
+  it('a data pipe whose read fails: the stream fails with that error, and the pipe is released', async () => {
+    // A directory's fd stands in for the pipe: read() fails with EISDIR (a FIFO never fails a read).
+    const finishes: number[] = [];
+    const reply = new PipeReply({}, 9, openSync(fifoDir, constants.O_RDONLY | constants.O_DIRECTORY), { finishPipe: (pipeId) => (finishes.push(pipeId), Promise.resolve()) }, 0);
+    const stream = new FinishPipeBlobStream(reply, { digest: sha256('hello, blob'), expectedSize: 11, bodyIdleTimeoutMs: 0 });
+    const { error } = await watchdog(5_000, 'a pipe whose read fails', drain(stream)).finally(() => stream.destroy());
+    assert.equal((error as NodeJS.ErrnoException | undefined)?.code, 'EISDIR', String(error));
+    assert.deepEqual(finishes, [9], 'FinishPipe sent: the server frees the pipe');
   });
 });
 
