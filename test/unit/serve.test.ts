@@ -5,12 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { parseCredentials } from '../../src/serve/auth.js';
-import { classify } from '../../src/serve/registry-errors.js';
-import { parseMapping, RepositoryMap } from '../../src/serve/repositories.js';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { BasicAuth, parseCredentials, type BasicCredentials } from '../../src/serve/auth.js';
+import { classify, errorBody, RegistryError, sendError } from '../../src/serve/registry-errors.js';
+import { isDigest, isRepositoryName, parseMapping, RepositoryMap, type RepositoryMapping } from '../../src/serve/repositories.js';
 import { formatRequestLog } from '../../src/serve/request-log.js';
 import { parseRoute } from '../../src/serve/routes.js';
-import { ImageNotFoundError, RequestError } from '../../src/errors.js';
+import { BlobVerificationError, ImageNotFoundError, RequestError } from '../../src/errors.js';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
 
@@ -90,6 +92,116 @@ describe('RepositoryMap', () => {
   });
 });
 
+describe('the distribution spec grammars', () => {
+  // distribution-spec: <name> is [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*
+  it('accepts every repository name the spec allows, in every component', () => {
+    for (const component of ['a', 'a--b', 'a---b', 'a.b', 'a_b', 'a__b', 'ab.cd', 'ab-cd', 'a1.b2-c3', 'x9']) {
+      for (const name of [component, `ns/${component}`, `${component}/x`]) assert.equal(isRepositoryName(name), true, name);
+    }
+  });
+
+  it('refuses names the spec does not allow', () => {
+    for (const name of ['', 'A', 'a-', '-a', 'a.', '.a', 'a..b', 'a___b', 'a_-b', 'a/', '/a', 'a//b', 'ns/a-', 'ns/.a', 'ns/a..b', 'a b', 'a:b', 'a@b', 'é']) {
+      assert.equal(isRepositoryName(name), false, JSON.stringify(name));
+    }
+  });
+
+  it('takes names up to 255 characters', () => {
+    const name = (length: number) => `${'a/'.repeat((length - 1) / 2)}a`.slice(0, length);
+    assert.equal(name(255).length, 255);
+    assert.equal(isRepositoryName(name(255)), true);
+    assert.equal(isRepositoryName(`${name(255)}b`), false);
+  });
+
+  it('accepts sha256, sha384 and sha512 digests of their exact length only', () => {
+    for (const [algorithm, length] of [['sha256', 64], ['sha384', 96], ['sha512', 128]] as const) {
+      assert.equal(isDigest(`${algorithm}:${'0a'.repeat(length / 2)}`), true, algorithm);
+      for (const hex of ['', 'a', '0a'.repeat(length / 2 - 1), `${'0a'.repeat(length / 2)}0`, 'g'.repeat(length), '-'.repeat(length)]) {
+        assert.equal(isDigest(`${algorithm}:${hex}`), false, `${algorithm}:${hex}`);
+      }
+    }
+    for (const digest of [`x${DIGEST}`, `/${DIGEST}`, `sha512:${'0a'.repeat(64)}sha256:${'ab'.repeat(32)}`, ` ${DIGEST}`, `${DIGEST}\n`]) {
+      assert.equal(isDigest(digest), false, JSON.stringify(digest));
+    }
+  });
+});
+
+describe('RepositoryMap lookups', () => {
+  it('serves a name exactly and as a wildcard prefix side by side', () => {
+    const map = new RepositoryMap([
+      { name: 'app', source: 'oci:/srv/app' },
+      { name: 'app/*', source: 'oci:/srv/apps/' },
+    ]);
+    assert.equal(map.has('app'), true);
+    assert.equal(map.has('app/x'), true);
+    assert.equal(map.reference('app', { tag: 'v1' }), 'oci:/srv/app:v1');
+    assert.equal(map.reference('app/x', { tag: 'v1' }), 'oci:/srv/apps/x:v1');
+  });
+
+  it('has() is true for a served name and false for an invalid or unmapped one', () => {
+    const map = new RepositoryMap([{ name: 'app', source: 'oci:/srv/app' }, { name: 'mirror/*', source: 'docker://r.test/' }]);
+    assert.equal(map.has('app'), true);
+    assert.equal(map.has('mirror/ns/x'), true);
+    assert.equal(map.has('apps'), false);
+    assert.equal(map.has('mirror'), false);
+    assert.equal(map.has('mirror/X'), false);
+  });
+
+  it('takes the longest wildcard prefix, whatever the order of the mappings', () => {
+    const mappings = [
+      { name: 'a/*', source: 'docker://short.test/' },
+      { name: 'a/b/*', source: 'docker://long.test/' },
+      { name: 'a/b/c/*', source: 'docker://longest.test/' },
+    ];
+    for (const order of [mappings, [...mappings].reverse(), [mappings[1]!, mappings[0]!, mappings[2]!]]) {
+      const map = new RepositoryMap(order);
+      assert.equal(map.reference('a/b/c/d', { tag: 'v1' }), 'docker://longest.test/d:v1');
+      assert.equal(map.reference('a/b/x', { tag: 'v1' }), 'docker://long.test/x:v1');
+      assert.equal(map.reference('a/x/y', { tag: 'v1' }), 'docker://short.test/x/y:v1');
+    }
+  });
+
+  it("lists no tags for an oci: layout whose index.json is missing or unreadable", async () => {
+    const root = mkdtempSync(join(tmpdir(), 'cip-serve-unit-'));
+    try {
+      writeFileSync(join(root, 'index.json'), '{ not json');
+      const map = new RepositoryMap([{ name: 'missing', source: `oci:${join(root, 'nope')}` }, { name: 'broken', source: `oci:${root}` }]);
+      assert.deepEqual(await map.tags('missing'), []);
+      assert.deepEqual(await map.tags('broken'), []);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('RepositoryMap refusals', () => {
+  const refuses = (mappings: unknown[], message: RegExp) =>
+    assert.throws(() => new RepositoryMap(mappings as RepositoryMapping[]), (error: Error) => error instanceof InvalidArgumentError && message.test(error.message), JSON.stringify(mappings));
+
+  it('refuses a mapping that is not { name, source } of strings', () => {
+    const shape = /each mapping is \{ name, source \}, both strings/;
+    for (const mapping of [null, 'app=oci:/x', 42, Object.assign(function app() {}, { source: 'oci:/x' }), { name: 'app' }, { source: 'oci:/x' }, { name: 1, source: 'oci:/x' }, { name: 'app', source: ['oci:/x'] }, { name: 'app', source: null }]) {
+      refuses([mapping], shape);
+    }
+  });
+
+  it('refuses a source without a transport, naming the transports it can serve', () => {
+    const list = /use one of oci:, oci-archive:, docker:, containers-storage:, docker-archive:, dir:$/;
+    for (const source of ['ocia', 'dirx', 'dockerx', '/srv/app', ':oci', '']) refuses([{ name: 'app', source }], list);
+  });
+
+  it('lets a path with @ through where the source is not a registry', () => {
+    const map = new RepositoryMap([
+      { name: 'one', source: 'docker-archive:/srv/app@2.tar' },
+      { name: 'two', source: 'dir:/srv/app@2' },
+      { name: 'three', source: 'oci-archive:/srv/app@2.tar' },
+    ]);
+    assert.equal(map.reference('one', { tag: 'latest' }), 'docker-archive:/srv/app@2.tar');
+    assert.equal(map.reference('two', { tag: 'latest' }), 'dir:/srv/app@2');
+    assert.equal(map.reference('three', { tag: 'v1' }), 'oci-archive:/srv/app@2.tar:v1');
+  });
+});
+
 describe('parseRoute', () => {
   it('parses the read API', () => {
     assert.deepEqual(parseRoute('/v2/'), { kind: 'base' });
@@ -113,11 +225,107 @@ describe('parseRoute', () => {
       ['/v2/a/manifests/v1/x', 'NAME_UNKNOWN'],
       ['/v2/a/uploads/x', 'NAME_UNKNOWN'],
       ['/v2/../x/tags/list', 'NAME_INVALID'],
+      ['/v2/a/tags/listing', 'NAME_UNKNOWN'],
+      ['/v2/a/tags/list/x', 'NAME_UNKNOWN'],
     ];
     for (const [path, code] of cases) {
       const route = parseRoute(path);
       assert.equal(route?.kind, 'invalid', path);
       assert.equal(route.kind === 'invalid' && route.code, code, path);
+    }
+  });
+});
+
+describe('parseRoute messages', () => {
+  it('says what is wrong, for the error body a person reads', () => {
+    const name = 'not a valid repository name (lower-case letters, digits and . _ - between them, components joined by /)';
+    const digest = 'not a digest this server accepts (sha256, sha384 or sha512, lower-case hex)';
+    assert.deepEqual(parseRoute('/v2/a/uploads/x'), { kind: 'invalid', status: 404, code: 'NAME_UNKNOWN', why: 'not a registry API path' });
+    assert.deepEqual(parseRoute('/v2/A/manifests/v1'), { kind: 'invalid', status: 400, code: 'NAME_INVALID', why: name });
+    assert.deepEqual(parseRoute('/v2/A/tags/list'), { kind: 'invalid', status: 400, code: 'NAME_INVALID', why: name });
+    assert.deepEqual(parseRoute('/v2/a/blobs/sha256:zz'), { kind: 'invalid', status: 400, code: 'DIGEST_INVALID', why: digest });
+    assert.deepEqual(parseRoute('/v2/a/manifests/sha1:ab'), { kind: 'invalid', status: 400, code: 'DIGEST_INVALID', why: digest });
+    assert.deepEqual(parseRoute('/v2/a/manifests/-v1'), { kind: 'invalid', status: 404, code: 'MANIFEST_UNKNOWN', why: 'not a valid tag' });
+  });
+});
+
+describe('BasicAuth', () => {
+  const user: BasicCredentials = { username: 'puller', password: 's3cret:pw' };
+  const auth = new BasicAuth(user);
+  const request = (authorization?: string) => ({ headers: authorization === undefined ? {} : { authorization } }) as IncomingMessage;
+  const basic = (text: string) => Buffer.from(text).toString('base64');
+
+  it('refuses to be built without a usable user and password; the message never quotes them', () => {
+    for (const credentials of [{ username: '', password: 'pw' }, { username: 'a:b', password: 'pw' }, { username: 'user', password: '' }, { username: 'user' }, { password: 'pw' }, { username: 7, password: 'pw' }, { username: 'user', password: 7 }, undefined]) {
+      assert.throws(
+        () => new BasicAuth(credentials as unknown as BasicCredentials),
+        (error: Error) => error instanceof InvalidArgumentError && error.message === 'auth: give a non-empty username without a colon and a non-empty password',
+        JSON.stringify(credentials),
+      );
+    }
+    assert.doesNotThrow(() => new BasicAuth({ username: 'u', password: 'p' }));
+  });
+
+  it("allows the user's credentials, the scheme in any case and with any spaces (RFC 7617, RFC 7235)", () => {
+    for (const header of [`Basic ${basic('puller:s3cret:pw')}`, `basic ${basic('puller:s3cret:pw')}`, `BASIC   ${basic('puller:s3cret:pw')}`, `Basic ${basic('puller:s3cret:pw')}  `]) {
+      assert.equal(auth.allows(request(header)), true, header);
+    }
+  });
+
+  it('refuses anything else', () => {
+    const good = basic('puller:s3cret:pw');
+    for (const header of [
+      undefined,
+      '',
+      'Basic',
+      `Basic${good}`,
+      `Bearer ${good}`,
+      `xBasic ${good}`,
+      `Basic ${good}, Bearer x`,
+      `Basic ${good} x`,
+      `Basic ${good.slice(0, -1)}!`,
+      `Basic ${basic('puller:s3cret')}`,
+      `Basic ${basic('puller:s3cret:pwx')}`,
+      `Basic ${basic('Puller:s3cret:pw')}`,
+      `Basic ${basic(':')}`,
+      `Basic ${basic('')}=`,
+    ]) {
+      assert.equal(auth.allows(request(header)), false, String(header));
+    }
+  });
+});
+
+describe('registry error bodies', () => {
+  it("is the distribution spec's error body", () => {
+    assert.deepEqual(JSON.parse(errorBody('NAME_UNKNOWN', 'no repository x')), { errors: [{ code: 'NAME_UNKNOWN', message: 'no repository x', detail: null }] });
+    const error = new RegistryError(404, 'BLOB_UNKNOWN', 'gone');
+    assert.deepEqual([error.name, error.status, error.code, error.message, error instanceof Error], ['RegistryError', 404, 'BLOB_UNKNOWN', 'gone', true]);
+  });
+
+  it('sendError answers with the status, a JSON body and its length; HEAD without the body', async () => {
+    const server = createServer((req, res) => {
+      const error = req.url === '/registry' ? new RegistryError(404, 'MANIFEST_UNKNOWN', 'no such tag') : new ImageNotFoundError('oci:/x:v1', 'OpenImage', 'no such image', undefined);
+      sendError(res, error, 'blob', req.method === 'HEAD');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const got = await fetch(`${base}/registry`, { signal: AbortSignal.timeout(10_000) });
+      const body = await got.text();
+      assert.equal(got.status, 404);
+      assert.equal(got.headers.get('content-type'), 'application/json');
+      assert.equal(got.headers.get('content-length'), String(Buffer.byteLength(body)));
+      assert.deepEqual(JSON.parse(body), { errors: [{ code: 'MANIFEST_UNKNOWN', message: 'no such tag', detail: null }] });
+      const classified = await fetch(`${base}/other`, { signal: AbortSignal.timeout(10_000) });
+      assert.equal(classified.status, 404);
+      assert.equal((JSON.parse(await classified.text()) as { errors: Array<{ code: string }> }).errors[0]!.code, 'BLOB_UNKNOWN');
+      const head = await fetch(`${base}/registry`, { method: 'HEAD', signal: AbortSignal.timeout(10_000) });
+      assert.equal(head.status, 404);
+      assert.equal(head.headers.get('content-length'), String(Buffer.byteLength(body)));
+      assert.equal(await head.text(), '');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });
@@ -143,5 +351,18 @@ describe('credentials and error classification', () => {
     assert.deepEqual([classify(notFound, 'manifest').status, classify(notFound, 'manifest').code], [404, 'MANIFEST_UNKNOWN']);
     assert.equal(classify(notFound, 'blob').code, 'BLOB_UNKNOWN');
     assert.deepEqual([classify(new RequestError('GetBlob', 'connection refused'), 'blob').status, classify(new Error('x'), 'blob').code], [500, 'UNKNOWN']);
+  });
+
+  it("a proxy request that failed with the source's not-found message is a 404 too", () => {
+    const missing = new RequestError('GetBlob', 'reading blob sha256:ab: blob unknown to registry');
+    assert.deepEqual(classify(missing, 'blob'), { status: 404, code: 'BLOB_UNKNOWN', message: missing.message });
+    assert.equal(classify(missing, 'manifest').code, 'MANIFEST_UNKNOWN');
+  });
+
+  it('answers the first line of a message only; a blob that failed verification says so', () => {
+    assert.deepEqual(classify(new Error('first line\nsecond line'), 'manifest'), { status: 500, code: 'UNKNOWN', message: 'first line' });
+    const broken = new BlobVerificationError(DIGEST, 3, 3, 'digest mismatch');
+    assert.deepEqual(classify(broken, 'blob'), { status: 500, code: 'UNKNOWN', message: `the source's blob failed verification: ${broken.message}` });
+    assert.deepEqual(classify('text', 'blob'), { status: 500, code: 'UNKNOWN', message: 'text' });
   });
 });
