@@ -64,15 +64,19 @@ interface Mapping {
   kind: Kind;
 }
 
-/** Transports whose images are named by tag (and, for docker, by digest) inside the source. */
-const TAGGED: Record<string, Kind> = {
-  oci: 'tagged',
-  'oci-archive': 'tagged',
-  docker: 'docker',
-  'containers-storage': 'store',
-  'docker-archive': 'single',
-  dir: 'single',
-};
+/**
+ * The transports served, and how each names its images (by tag inside the
+ * source; docker also by digest; one image). A Map, not an object literal:
+ * `constructor:` or `__proto__:` must not find an inherited property.
+ */
+const TRANSPORTS = new Map<string, Kind>([
+  ['oci', 'tagged'],
+  ['oci-archive', 'tagged'],
+  ['docker', 'docker'],
+  ['containers-storage', 'store'],
+  ['docker-archive', 'single'],
+  ['dir', 'single'],
+]);
 
 /** The tag a source that holds one image is served as. */
 export const SINGLE_IMAGE_TAG = 'latest';
@@ -176,9 +180,9 @@ function checkMapping(mapping: RepositoryMapping): Mapping {
   const source = mapping.source;
   const colon = source.indexOf(':');
   const transport = colon > 0 ? source.slice(0, colon) : '';
-  const kind = TAGGED[transport];
+  const kind = TRANSPORTS.get(transport);
   if (!kind) {
-    throw new InvalidArgumentError(`repositories: ${name}: ${JSON.stringify(source)} is not a source this server can serve; use one of ${Object.keys(TAGGED).map((t) => `${t}:`).join(', ')}`);
+    throw new InvalidArgumentError(`repositories: ${name}: ${JSON.stringify(source)} is not a source this server can serve; use one of ${[...TRANSPORTS.keys()].map((t) => `${t}:`).join(', ')}`);
   }
   if (source.includes('\0') || /[\s]/.test(source)) throw new InvalidArgumentError(`repositories: ${name}: the source ${JSON.stringify(source)} contains a NUL byte or white space`);
   const path = source.slice(colon + 1);

@@ -190,6 +190,12 @@ describe('RepositoryMap refusals', () => {
     for (const source of ['ocia', 'dirx', 'dockerx', '/srv/app', ':oci', '']) refuses([{ name: 'app', source }], list);
   });
 
+  it("refuses an object's inherited property names as transports", () => {
+    for (const transport of ['constructor', 'toString', 'hasOwnProperty', '__proto__', 'valueOf']) {
+      refuses([{ name: 'app', source: `${transport}:/srv/app` }], /not a source this server can serve/);
+    }
+  });
+
   it('lets a path with @ through where the source is not a registry', () => {
     const map = new RepositoryMap([
       { name: 'one', source: 'docker-archive:/srv/app@2.tar' },
