@@ -193,8 +193,11 @@ function checkMapping(mapping: RepositoryMapping): Mapping {
     throw new InvalidArgumentError(`repositories: ${name}: ${JSON.stringify(source)} already names a tag or digest; map the repository, tags resolve inside it`);
   }
   if (wildcard && kind === 'single') throw new InvalidArgumentError(`repositories: ${mapping.name}: a ${transport}: source holds one image and cannot serve a wildcard`);
-  if (wildcard && kind === 'tagged' && !path.endsWith('/')) {
-    throw new InvalidArgumentError(`repositories: ${mapping.name}: a wildcard's ${transport}: source is a directory the names are appended to; end it with /`);
+  // The rest of a name is appended to a wildcard's source: it must end a path component, or
+  // `docker://registry.test` + `x.other.test/app` would name another host. A store may also be bare or end its [driver@root].
+  const appendable = path.endsWith('/') || (kind === 'store' && (path === '' || path.endsWith(']')));
+  if (wildcard && !appendable) {
+    throw new InvalidArgumentError(`repositories: ${mapping.name}: the rest of a name is appended to a wildcard's ${transport}: source; end it with /`);
   }
   return { name, wildcard, source, transport, kind };
 }

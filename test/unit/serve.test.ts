@@ -190,6 +190,25 @@ describe('RepositoryMap refusals', () => {
     for (const source of ['ocia', 'dirx', 'dockerx', '/srv/app', ':oci', '']) refuses([{ name: 'app', source }], list);
   });
 
+  it('refuses a wildcard whose registry or store source does not end where a name can be appended', () => {
+    // docker://registry.test with mirror/* would serve mirror/x.other.test/app from docker://registry.testx.other.test/app: the client would pick the host.
+    for (const source of ['docker://registry.test', 'docker://registry.test:5000/ns', 'containers-storage:localhost']) {
+      refuses([{ name: 'mirror/*', source }], /end it with \//);
+    }
+    const map = new RepositoryMap([
+      { name: 'a/*', source: 'docker://registry.test/' },
+      { name: 'b/*', source: 'docker://' },
+      { name: 'c/*', source: 'containers-storage:' },
+      { name: 'd/*', source: 'containers-storage:localhost/' },
+      { name: 'e/*', source: 'containers-storage:[overlay@/var/lib/containers/storage]' },
+    ]);
+    assert.equal(map.reference('a/ns/x', { tag: 'v1' }), 'docker://registry.test/ns/x:v1');
+    assert.equal(map.reference('b/x', { tag: 'v1' }), 'docker://x:v1');
+    assert.equal(map.reference('c/x', { tag: 'v1' }), 'containers-storage:x:v1');
+    assert.equal(map.reference('d/x', { tag: 'v1' }), 'containers-storage:localhost/x:v1');
+    assert.equal(map.reference('e/x', { tag: 'v1' }), 'containers-storage:[overlay@/var/lib/containers/storage]x:v1');
+  });
+
   it("refuses an object's inherited property names as transports", () => {
     for (const transport of ['constructor', 'toString', 'hasOwnProperty', '__proto__', 'valueOf']) {
       refuses([{ name: 'app', source: `${transport}:/srv/app` }], /not a source this server can serve/);
