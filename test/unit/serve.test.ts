@@ -209,6 +209,13 @@ describe('RepositoryMap refusals', () => {
     assert.equal(map.reference('e/x', { tag: 'v1' }), 'containers-storage:[overlay@/var/lib/containers/storage]x:v1');
   });
 
+  it('refuses a registry source whose only component names a tag (docker://alpine:3 is docker.io/library/alpine, tag 3)', () => {
+    for (const source of ['docker://alpine:3', 'docker://localhost:5000', `docker://alpine@${DIGEST}`]) refuses([{ name: 'app', source }], /already names a tag or digest/);
+    const map = new RepositoryMap([{ name: 'app', source: 'docker://alpine' }, { name: 'port', source: 'docker://r.test:5000/app' }]);
+    assert.equal(map.reference('app', { tag: '3' }), 'docker://alpine:3');
+    assert.equal(map.reference('port', { tag: '3' }), 'docker://r.test:5000/app:3');
+  });
+
   it("refuses an object's inherited property names as transports", () => {
     for (const transport of ['constructor', 'toString', 'hasOwnProperty', '__proto__', 'valueOf']) {
       refuses([{ name: 'app', source: `${transport}:/srv/app` }], /not a source this server can serve/);
