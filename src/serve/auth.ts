@@ -49,7 +49,7 @@ function hash(text: string): Buffer {
  * colon splits; a trailing newline is dropped).
  */
 export function parseCredentials(text: string, source: string): BasicCredentials {
-  const line = text.split(/\r?\n/)[0] ?? '';
+  const line = text.split(/\r?\n/)[0]!; // split always gives at least one element
   const at = line.indexOf(':');
   if (at <= 0 || at === line.length - 1) throw new InvalidArgumentError(`${source}: the first line must be USER:PASSWORD`);
   return { username: line.slice(0, at), password: line.slice(at + 1) };

@@ -179,7 +179,7 @@ function checkMapping(mapping: RepositoryMapping): Mapping {
   }
   const source = mapping.source;
   const colon = source.indexOf(':');
-  const transport = colon > 0 ? source.slice(0, colon) : '';
+  const transport = source.slice(0, Math.max(colon, 0)); // '' without a colon
   const kind = TRANSPORTS.get(transport);
   if (!kind) {
     throw new InvalidArgumentError(`repositories: ${name}: ${JSON.stringify(source)} is not a source this server can serve; use one of ${[...TRANSPORTS.keys()].map((t) => `${t}:`).join(', ')}`);
