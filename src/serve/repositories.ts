@@ -191,7 +191,7 @@ function checkMapping(mapping: RepositoryMapping): Mapping {
   }
   // A tag or digest can only be in the last component; a port only in a host, which a / always follows
   // (docker://localhost:5000 is docker.io/library/localhost, tag 5000).
-  if (kind === 'docker' && !wildcard && /[:@]/.test(path.slice(path.lastIndexOf('/') + 1))) {
+  if (kind === 'docker' && !wildcard && /[:@]/.test(path.split('/').at(-1)!)) {
     throw new InvalidArgumentError(`repositories: ${name}: ${JSON.stringify(source)} already names a tag or digest; map the repository, tags resolve inside it`);
   }
   if (wildcard && kind === 'single') throw new InvalidArgumentError(`repositories: ${mapping.name}: a ${transport}: source holds one image and cannot serve a wildcard`);

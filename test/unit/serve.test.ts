@@ -192,7 +192,7 @@ describe('RepositoryMap refusals', () => {
 
   it('refuses a wildcard whose registry or store source does not end where a name can be appended', () => {
     // docker://registry.test with mirror/* would serve mirror/x.other.test/app from docker://registry.testx.other.test/app: the client would pick the host.
-    for (const source of ['docker://registry.test', 'docker://registry.test:5000/ns', 'containers-storage:localhost']) {
+    for (const source of ['docker://registry.test', 'docker://registry.test:5000/ns', 'docker:', 'oci:', 'oci:/srv/[x]', 'oci-archive:/srv/x', 'containers-storage:localhost']) {
       refuses([{ name: 'mirror/*', source }], /end it with \//);
     }
     const map = new RepositoryMap([
