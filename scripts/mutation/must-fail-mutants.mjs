@@ -411,4 +411,29 @@ export const MUTANTS = [
     test: 'unit/retry',
     only: 'backpressure',
   },
+  {
+    // serve: a wildcard's registry source must end with /, or a client picks the upstream host (mutate7 fix).
+    name: 'serve takes a wildcard docker:// source without a trailing /',
+    file: 'src/serve/repositories.ts',
+    find: "const appendable = path.endsWith('/') || (kind === 'store' && (path === '' || path.endsWith(']')));",
+    replace: "const appendable = path.endsWith('/') || kind !== 'tagged';",
+    test: 'unit/serve',
+    only: 'does not end where a name',
+  },
+  {
+    name: 'serve lets a request without an Authorization header through',
+    file: 'src/serve/auth.ts',
+    find: 'if (!match) return false;',
+    replace: 'if (!match) return true;',
+    test: 'unit/serve',
+    only: 'refuses anything else',
+  },
+  {
+    name: 'serve takes a digest with text before it',
+    file: 'src/serve/repositories.ts',
+    find: 'const DIGEST = /^(?:sha256:',
+    replace: 'const DIGEST = /(?:sha256:',
+    test: 'unit/serve',
+    only: 'digests of their exact length',
+  },
 ];
