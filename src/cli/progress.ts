@@ -44,7 +44,7 @@ export function createImageProgress(options: { quiet?: boolean; json?: boolean; 
     onProgress: (event) => {
       switch (event.type) {
         case 'blob-start':
-          progress.start(event.digest, event.digest.slice(0, 19), event.size);
+          progress.start(event.digest, event.digest, event.size); // renderLine cuts the label
           return;
         case 'blob-progress':
           progress.update(event.digest, event.bytes);
