@@ -56,6 +56,7 @@ export function createImageProgress(options: { quiet?: boolean; json?: boolean; 
           progress.update(event.digest, event.bytes);
           progress.done(event.digest);
           return;
+        // Stryker disable next-line ConditionalExpression: the last clause: emptied, the switch ends there just as its return does
         default:
           return;
       }
@@ -171,7 +172,7 @@ class BarProgress extends BaseProgress {
   }
 
   override close(): void {
-    if (this.#timer) clearTimeout(this.#timer);
+    clearTimeout(this.#timer); // undefined: a no-op
     this.#timer = undefined;
     this.#draw();
   }
@@ -212,8 +213,8 @@ export function formatBytes(bytes: number): string {
   return `${unit === 0 ? value.toFixed(0) : value.toFixed(1)} ${units[unit]}`;
 }
 
+/** A duration in seconds, finite (renderLine divides by a rate above 0). */
 function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?';
   if (seconds < 60) return `${Math.ceil(seconds)}s`;
   return `${Math.floor(seconds / 60)}m${String(Math.ceil(seconds % 60)).padStart(2, '0')}s`;
 }

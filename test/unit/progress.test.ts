@@ -100,6 +100,9 @@ describe('createProgress', () => {
     }
     progress.retry('b', 1, 'reset');
     progress.done('a');
+    progress.start('c', 'sha256:cc', 0); // an empty blob: complete from the start, never held back
+    progress.update('c', 0);
+    progress.update('c', 0);
     progress.update('nope', 1);
     progress.done('nope');
     progress.close();
@@ -118,6 +121,9 @@ describe('createProgress', () => {
         { event: 'progress', id: 'b', label: 'sha256:bb', bytes: 3, total: null },
         { event: 'retry', id: 'b', label: 'sha256:bb', bytes: 0, total: null, attempt: 1, reason: 'reset' },
         { event: 'done', id: 'a', label: 'sha256:aa', bytes: 10, total: 10 },
+        { event: 'start', id: 'c', label: 'sha256:cc', bytes: 0, total: 0 },
+        { event: 'progress', id: 'c', label: 'sha256:cc', bytes: 0, total: 0 },
+        { event: 'progress', id: 'c', label: 'sha256:cc', bytes: 0, total: 0 },
       ],
     );
   });
@@ -159,7 +165,11 @@ describe('the bars', () => {
     const line = written[0]!.slice('\r\x1b[2K'.length, -1);
     assert.equal(line.length, 39);
     assert.match(line, /^sha256:0123456789ab 1\.0 KiB\/4\.0 KiB /);
-    progress.close();
+    progress.update('a', 2048);
+    progress.close(); // draws now, and cancels the draw the change asked for
+    assert.equal(written.length, 2);
+    t.mock.timers.tick(200);
+    assert.equal(written.length, 2);
   });
 });
 
