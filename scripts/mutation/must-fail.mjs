@@ -66,6 +66,7 @@ cpSync(join(ROOT, '.build'), join(copy, '.build'), { recursive: true });
 cpSync(join(ROOT, '.build', 'src'), join(copy, 'dist'), { recursive: true });
 for (const addon of addons) cpSync(join(ROOT, addon), join(copy, addon), { recursive: true });
 cpSync(join(ROOT, 'test', 'fake-proxy'), join(copy, 'test', 'fake-proxy'), { recursive: true });
+cpSync(join(ROOT, 'test', 'fixtures'), join(copy, 'test', 'fixtures'), { recursive: true }); // real data some unit tests read (56 KB)
 cpSync(join(ROOT, 'package.json'), join(copy, 'package.json'));
 symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
 
