@@ -2,7 +2,8 @@
 // that a test must notice. Each: `find` (exact text, once in `file`) becomes
 // `replace`; `test` names the test file (.build/test/NAME.test.js) and
 // `only` a --test-name-pattern within it, to keep the run short; `release:
-// 'oldest'` runs it on the oldest skopeo of the matrix (a fallback path).
+// 'oldest'` runs it on the oldest skopeo of the matrix (a fallback path), `node:
+// 'newest'` on the newest Node of .cache/node/list (code only it runs).
 // Keep the whole list under ~2 minutes: add the breaks that matter most and
 // that a test once missed (see MUTATION.md).
 export const MUTANTS = [
