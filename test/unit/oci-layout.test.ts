@@ -380,3 +380,55 @@ describe('indexWithTag', () => {
     });
   });
 });
+
+describe('image-manifest, each rule', () => {
+  const nd = 'application/vnd.oci.image.layer.nondistributable.v1.tar';
+  const foreign = 'application/vnd.docker.image.rootfs.foreign.diff.tar';
+
+  it('layerMediaType: whole media types only, every non-distributable spelling', () => {
+    for (const other of [`x${OCI}+gzip`, `x${nd}+gzip`, `${nd}+gzip+encrypted`, `${foreign}.gzip+encrypted`]) {
+      assert.equal(layerMediaType(other, 'none'), other, other);
+      assert.equal(layerMediaType(other, 'gzip'), other, other);
+    }
+    for (const declared of [nd, `${nd}+gzip`, `${nd}+zstd`, foreign, `${foreign}.gzip`, `${foreign}.zstd`]) {
+      assert.equal(layerMediaType(declared, 'gzip'), `${nd}+gzip`, declared);
+      assert.equal(layerMediaType(declared, 'zstd'), `${nd}+zstd`, declared);
+      assert.equal(layerMediaType(declared, 'none'), nd, declared);
+    }
+  });
+
+  it('servedLayers: the same digest served with another known size replaces the layer', () => {
+    const layer: Descriptor = { mediaType: `${OCI}+gzip`, digest: digest(1), size: 10 };
+    const result = servedLayers([layer], [{ digest: digest(1), size: 11, mediaType: OCI }]);
+    assert.deepEqual(result.layers, [{ mediaType: OCI, digest: digest(1), size: 11 }]);
+    assert.deepEqual(result.changes, [`layer 0: the source serves ${digest(1)} (11 bytes) instead of ${digest(1)} (10 bytes)`]);
+  });
+
+  const manifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digest(9), size: 90 },
+    layers: [
+      { mediaType: OCI, digest: digest(1), size: 10 },
+      { mediaType: OCI, digest: digest(2), size: 20 },
+    ],
+  };
+  const raw = Buffer.from(JSON.stringify(manifest, null, 1));
+
+  it('writtenManifest names the compression found in words', () => {
+    const result = writtenManifest(raw, manifest, manifest.config, [
+      { descriptor: manifest.layers[0]!, compression: 'gzip' },
+      { descriptor: manifest.layers[1]!, compression: 'zstd' },
+    ]);
+    assert.deepEqual(result.changes, [
+      `layer 0 (${digest(1)}) is gzip: written as ${OCI}+gzip, not ${OCI}`,
+      `layer 1 (${digest(2)}) is zstd: written as ${OCI}+zstd, not ${OCI}`,
+    ]);
+  });
+
+  it('writtenManifest with fewer layers than the manifest is a new manifest, not the source`s bytes', () => {
+    const result = writtenManifest(raw, manifest, manifest.config, [{ descriptor: manifest.layers[0]!, compression: 'none' }]);
+    assert.notEqual(result.raw, raw);
+    assert.deepEqual((JSON.parse(result.raw.toString('utf8')) as ImageManifest).layers, [manifest.layers[0]]);
+  });
+});

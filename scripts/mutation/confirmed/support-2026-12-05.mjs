@@ -226,4 +226,21 @@ const DECOMPRESS = [
 
 ];
 
-export const MUTANTS = [...ERRORS, ...OCI, ...DECOMPRESS];
+// src/image-manifest.ts: test/unit/oci-layout.test.ts ("image-manifest, each rule"). Its 35
+// no-coverage mutants (the functions that ask the proxy) are left to test/pull.test.ts.
+const manifest = mutant('src/image-manifest.ts', 'unit/oci-layout', 'image-manifest, each rule');
+const OCI_RE = '/^application\\/vnd\\.(?:oci\\.image\\.layer\\.v1\\.tar(?:\\+(?:gzip|zstd))?|docker\\.image\\.rootfs\\.diff\\.tar(?:\\.(?:gzip|zstd))?)$/';
+const ND_RE = '/^application\\/vnd\\.(?:oci\\.image\\.layer\\.nondistributable\\.v1\\.tar(?:\\+(?:gzip|zstd))?|docker\\.image\\.rootfs\\.foreign\\.diff\\.tar(?:\\.(?:gzip|zstd))?)$/';
+const IMAGE_MANIFEST = [
+  manifest('image-manifest:106 same digest, any size kept', 'if (info.digest === layer.digest && (info.size === layer.size || info.size === UNKNOWN_SIZE)) return layer;', 'if (info.digest === layer.digest && true) return layer;'),
+  manifest('image-manifest:116 OCI family without ^', OCI_RE, OCI_RE.replace('/^', '/')),
+  manifest('image-manifest:119 non-distributable without ^', ND_RE, ND_RE.replace('/^', '/')),
+  manifest('image-manifest:119 non-distributable without $', ND_RE, ND_RE.replace(')$/', ')/')),
+  manifest('image-manifest:119 non-distributable OCI suffix required', ND_RE, ND_RE.replace('tar(?:\\+(?:gzip|zstd))?', 'tar(?:\\+(?:gzip|zstd))')),
+  manifest('image-manifest:119 foreign suffix required', ND_RE, ND_RE.replace('foreign\\.diff\\.tar(?:\\.(?:gzip|zstd))?', 'foreign\\.diff\\.tar(?:\\.(?:gzip|zstd))')),
+  manifest("image-manifest:136 gzip word ''", "gzip: 'gzip', zstd: 'zstd' };", "gzip: '', zstd: 'zstd' };"),
+  manifest("image-manifest:136 zstd word ''", "gzip: 'gzip', zstd: 'zstd' };", "gzip: 'gzip', zstd: '' };"),
+  manifest('image-manifest:156 layer count not compared', 'described.length === manifest.layers.length &&', 'true &&'),
+];
+
+export const MUTANTS = [...ERRORS, ...OCI, ...DECOMPRESS, ...IMAGE_MANIFEST];
