@@ -412,4 +412,29 @@ export const MUTANTS = [
     test: 'unit/retry',
     only: 'backpressure',
   },
+  // --- support modules (test/unit/errors, oci-layout, decompress; MUTATION.md, branch mutate6)
+  {
+    name: 'ProxyRestartedError is not retryable',
+    file: 'src/errors.ts',
+    find: "override name = 'ProxyRestartedError';\n  override readonly retryable = true;",
+    replace: "override name = 'ProxyRestartedError';\n  override readonly retryable = false;",
+    test: 'unit/errors',
+    only: 'ProxyRestartedError',
+  },
+  {
+    name: 'hasVerifiedBlob takes a damaged blob of the right size for the blob',
+    file: 'src/oci-layout.ts',
+    find: "if (`${algorithmOf(digest)}:${hash.digest('hex')}` === digest) return true;",
+    replace: 'if (true) return true;',
+    test: 'unit/oci-layout',
+    only: 'hasVerifiedBlob',
+  },
+  {
+    name: 'a layer source failing inside a gzip stream hangs decompress (its error never reaches the decoder)',
+    file: 'src/decompress.ts',
+    find: "readable.once('error', (error) => decoder.destroy(error));",
+    replace: "readable.once('error', () => undefined);",
+    test: 'unit/decompress',
+    only: 'source fails inside a gzip stream',
+  },
 ];
