@@ -244,4 +244,32 @@ const IMAGE_MANIFEST = [
   manifest('image-manifest:156 layer count not compared', 'described.length === manifest.layers.length &&', 'true &&'),
 ];
 
-export const MUTANTS = [...ERRORS, ...OCI, ...DECOMPRESS, ...IMAGE_MANIFEST];
+// src/storage.ts and src/skopeo-messages.ts: test/unit/storage.test.ts ("each part") and
+// test/unit/skopeo-messages.test.ts ("edges").
+const storage = mutant('src/storage.ts', 'unit/storage', 'each part');
+const messages = mutant('src/skopeo-messages.ts', 'unit/skopeo-messages', 'edges');
+const DOCKER_ARCHIVE_MISSING = '/^opening file "[^"]*": open [^:]+: no such file or directory$/';
+const STORAGE_AND_MESSAGES = [
+  storage("storage:15 UNCOMPRESSED_LAYER ''", "export const UNCOMPRESSED_LAYER = 'application/vnd.oci.image.layer.v1.tar';", "export const UNCOMPRESSED_LAYER = '';"),
+  storage('storage:46 at > 0', 'if (at >= 0) {', 'if (at > 0) {'),
+  storage('storage:51 colon > 0', 'if (colon >= 0) {', 'if (colon > 0) {'),
+  storage('storage:56 plus > 0', 'if (plus >= 0) {', 'if (plus > 0) {'),
+  storage("storage:60 spec !== '' true", "if (spec !== '') parsed.root = spec;", 'if (true) parsed.root = spec;'),
+  storage("storage:60 spec !== 'Stryker was here!'", "if (spec !== '') parsed.root = spec;", "if (spec !== 'Stryker was here!') parsed.root = spec;"),
+  storage("storage:72 no driver -> Stryker was here!", "`${parsed.driver} ` : ''}store at", "`${parsed.driver} ` : 'Stryker was here!'}store at"),
+  storage('storage:73 with-driver words ``', '` with the ${parsed.driver} driver`', '``'),
+  storage("storage:73 no driver -> Stryker was here!", "` with the ${parsed.driver} driver` : ''}", "` with the ${parsed.driver} driver` : 'Stryker was here!'}"),
+  storage('storage:78 hint ``', '`A store\'s images are found only through the driver that wrote them (an image pulled with `', '``'),
+  storage('storage:79 hint ``', '`"podman --storage-driver vfs" is not found through the default overlay driver), and each user has a store of their own. `', '``'),
+  storage('storage:81 hint ``', "`(\"podman info --format '{{.Store.GraphDriverName}}@{{.Store.GraphRoot}}+{{.Store.RunRoot}}'\" prints a store's)`", '``'),
+  storage("storage:87 STORE_BLOB_HINT ''", "'containers-storage keeps layers uncompressed and serves them under their diff_ids, not the compressed digests '", "''"),
+  storage("storage:88 STORE_BLOB_HINT ''", "'its manifest names: fetch the blobs getLayerInfo() (CLI: layers) lists'", "''"),
+  messages('skopeo-messages:37 docker-archive without ^', DOCKER_ARCHIVE_MISSING, DOCKER_ARCHIVE_MISSING.replace('/^', '/')),
+  messages('skopeo-messages:37 docker-archive without $', DOCKER_ARCHIVE_MISSING, DOCKER_ARCHIVE_MISSING.replace('$/', '/')),
+  messages("skopeo-messages:43 not-found case-sensitive", ".join('|'),\n      'i',", ".join('|'),\n      '',"),
+  messages('skopeo-messages:52 EOF anywhere', '|EOF$|', '|EOF|'),
+  messages('skopeo-messages:82 size complaint without ^', '/^expected (\\d+) bytes in blob, got (\\d+)$/i', '/expected (\\d+) bytes in blob, got (\\d+)$/i'),
+  messages('skopeo-messages:82 size complaint one digit', '/^expected (\\d+) bytes in blob, got (\\d+)$/i', '/^expected (\\d) bytes in blob, got (\\d+)$/i'),
+];
+
+export const MUTANTS = [...ERRORS, ...OCI, ...DECOMPRESS, ...IMAGE_MANIFEST, ...STORAGE_AND_MESSAGES];
