@@ -21,7 +21,7 @@ const SLOW = new Set(['real-images']);
  * the first failure. Files not listed run last.
  */
 const ORDER = [
-  'unit/cli-options', 'unit/policy', 'unit/progress', // 0.3
+  'unit/cli-options', 'unit/errors', 'unit/policy', 'unit/progress', // 0.3
   'unit/config', 'unit/protocol', 'unit/blob-requests', 'unit/images', 'unit/serve', 'unit/skopeo-messages', 'unit/storage', // 0.4
   'unit/extract-paths', 'unit/extract', 'unit/retry', // 0.5 to 1
   'unit/oci-layout', 'unit/fuzz', 'unit/replies', 'unit/gnu-tar', 'unit/decompress', 'unit/tar-reader', // 2 to 5

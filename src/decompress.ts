@@ -190,6 +190,7 @@ export class ZstdFrameScanner {
   #remaining = 0;
   /** What follows the current Pass: a block header, or the end of the frame. */
   #afterPass: State.BlockHeader | State.Magic = State.BlockHeader;
+  // Stryker disable next-line BooleanLiteral: never read before a frame header sets it
   #checksum = false;
   #offset = 0;
 

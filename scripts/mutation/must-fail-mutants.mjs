@@ -2,7 +2,8 @@
 // that a test must notice. Each: `find` (exact text, once in `file`) becomes
 // `replace`; `test` names the test file (.build/test/NAME.test.js) and
 // `only` a --test-name-pattern within it, to keep the run short; `release:
-// 'oldest'` runs it on the oldest skopeo of the matrix (a fallback path).
+// 'oldest'` runs it on the oldest skopeo of the matrix (a fallback path), `node:
+// 'newest'` on the newest Node of .cache/node/list (code only it runs).
 // Keep the whole list under ~2 minutes: add the breaks that matter most and
 // that a test once missed (see MUTATION.md).
 export const MUTANTS = [
@@ -435,5 +436,30 @@ export const MUTANTS = [
     replace: 'const DIGEST = /(?:sha256:',
     test: 'unit/serve',
     only: 'digests of their exact length',
+  },
+  // --- support modules (test/unit/errors, oci-layout, decompress; MUTATION.md, branch mutate6)
+  {
+    name: 'ProxyRestartedError is not retryable',
+    file: 'src/errors.ts',
+    find: "override name = 'ProxyRestartedError';\n  override readonly retryable = true;",
+    replace: "override name = 'ProxyRestartedError';\n  override readonly retryable = false;",
+    test: 'unit/errors',
+    only: 'ProxyRestartedError',
+  },
+  {
+    name: 'hasVerifiedBlob takes a damaged blob of the right size for the blob',
+    file: 'src/oci-layout.ts',
+    find: "if (`${algorithmOf(digest)}:${hash.digest('hex')}` === digest) return true;",
+    replace: 'if (true) return true;',
+    test: 'unit/oci-layout',
+    only: 'hasVerifiedBlob',
+  },
+  {
+    name: 'a layer source failing inside a gzip stream hangs decompress (its error never reaches the decoder)',
+    file: 'src/decompress.ts',
+    find: "readable.once('error', (error) => decoder.destroy(error));",
+    replace: "readable.once('error', () => undefined);",
+    test: 'unit/decompress',
+    only: 'source fails inside a gzip stream',
   },
 ];

@@ -2,7 +2,8 @@
 // The CI-sized mutation check: each hand-written mutant in must-fail-mutants.mjs
 // (a deliberate break of src/) must make its test fail. Run by scripts/test.sh
 // after the suites, on the newest skopeo of the matrix (else $SKOPEO; a
-// mutant may ask for the oldest), in about two minutes:
+// mutant may ask for the oldest, and for the newest Node of the matrix with
+// `node: 'newest'`), in about two minutes:
 //
 //   node scripts/mutation/must-fail.mjs [--baseline] [--list] [--mutants FILE.mjs] [NAME-SUBSTRING...]
 //
@@ -47,6 +48,10 @@ const releases = matrix();
 // The newest of the matrix whatever $SKOPEO says: some mutants break paths only new proxies take.
 const newest = releases.at(-1) || process.env.SKOPEO || 'skopeo';
 const oldest = releases[0] || newest;
+// The newest Node of .cache/node/list (scripts/node-versions.sh), for mutants of code only it runs
+// (`node: 'newest'`: node:zlib's zstd, Node 22.15+); else this Node.
+const nodeList = join(ROOT, '.cache', 'node', 'list');
+const newestNode = existsSync(nodeList) ? resolve(ROOT, readFileSync(nodeList, 'utf8').split('\n').filter(Boolean).at(-1) ?? process.execPath) : process.execPath;
 
 // The addon as src/native.ts finds it: a local build, else prebuilds/ (scripts/setup.sh makes those).
 const addons = ['build/Release/seqpacket.node', 'prebuilds'].filter((path) => existsSync(join(ROOT, path)));
@@ -66,6 +71,7 @@ cpSync(join(ROOT, '.build'), join(copy, '.build'), { recursive: true });
 cpSync(join(ROOT, '.build', 'src'), join(copy, 'dist'), { recursive: true });
 for (const addon of addons) cpSync(join(ROOT, addon), join(copy, addon), { recursive: true });
 cpSync(join(ROOT, 'test', 'fake-proxy'), join(copy, 'test', 'fake-proxy'), { recursive: true });
+cpSync(join(ROOT, 'test', 'fixtures'), join(copy, 'test', 'fixtures'), { recursive: true }); // real data some unit tests read (56 KB)
 cpSync(join(ROOT, 'package.json'), join(copy, 'package.json'));
 symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
 
@@ -97,7 +103,7 @@ function runTest(mutant) {
   const skopeo = mutant.release === 'oldest' ? oldest : newest;
   const nodeArgs = ['--test-reporter=tap', ...(mutant.only ? [`--test-name-pattern=${mutant.only}`] : []), file];
   const started = Date.now();
-  const result = spawnSync(process.execPath, nodeArgs, {
+  const result = spawnSync(mutant.node === 'newest' ? newestNode : process.execPath, nodeArgs, {
     cwd: copy,
     env: { ...process.env, SKOPEO: skopeo },
     encoding: 'utf8',

@@ -17,7 +17,7 @@ import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import * as zlib from 'node:zlib';
 import { tempDir } from '../support/env.js';
-import { decompress, decompressWith, zstdDecoders, ZstdFrameScanner, type ZstdDecoder } from '../../src/decompress.js';
+import { decompress, decompressWith, detectCompression, zstdDecoders, ZstdFrameScanner, type ZstdDecoder } from '../../src/decompress.js';
 
 const NODE_HAS_ZSTD = typeof (zlib as { createZstdDecompress?: unknown }).createZstdDecompress === 'function';
 const CHUNKED_LAYER = readFileSync(new URL("../../../test/fixtures/hello-image-zstd-chunked/blobs/sha256/30272bc1266d000b8fc85c8a227ba83ea07ce1ec23e487cea551f138d8d676e8", import.meta.url));
@@ -140,6 +140,15 @@ describe('zstd', () => {
         }
       });
 
+      it('says where a stream ends inside a frame, also inside one streamed to the decoder (more than 64 KiB)', { skip: decoder === 'fzstd' && 'fzstd reports its own "unexpected EOF"' }, async () => {
+        const noise = Buffer.concat(Array.from({ length: 7000 }, (_, i) => createHash('sha256').update(`n${i}`).digest()));
+        const data = Buffer.concat([compress(sampleText(1000, 'x')), compress(noise)]);
+        assert.ok(data.length > 200_000, 'the second frame is larger than the one-call limit');
+        for (const cut of [data.length - 1, data.length - 100_000]) {
+          await assert.rejects(collect(decompressWith(chunked(data.subarray(0, cut), [8192]), decoder)), { message: `zstd: the stream ends inside a frame (at byte ${cut})` });
+        }
+      });
+
       it('fails on bytes after the last frame that are not a frame', async () => {
         const data = Buffer.concat([compress(sampleText(10_000, 'x')), Buffer.from('not a zstd frame')]);
         await assert.rejects(collect(decompressWith(chunked(data, [4096]), decoder)), /zstd/);
@@ -150,7 +159,11 @@ describe('zstd', () => {
       it('fails on a corrupted frame (the content checksum)', { skip: decoder === 'fzstd' && 'fzstd checks no content checksum' }, async () => {
         const data = Buffer.from(compress(sampleText(100_000, 'x')));
         data[data.length - 2]! ^= 0xff; // in the XXH64 checksum the CLI writes
-        await assert.rejects(collect(decompressWith(chunked(data, [4096]), decoder)), /zstd/);
+        await assert.rejects(collect(decompressWith(chunked(data, [4096]), decoder)), (error: Error) => {
+          assert.ok(error.cause instanceof Error, 'the decoder`s error is the cause');
+          assert.equal(error.message, `zstd: ${error.cause.message}`);
+          return true;
+        });
       });
     });
   }
@@ -183,6 +196,202 @@ describe('ZstdFrameScanner', () => {
       const scanner = new ZstdFrameScanner();
       scanner.push(data);
       assert.throws(() => scanner.end(), /ends inside a frame/);
+    }
+  });
+});
+
+/** The scanner's pieces for `data` fed in chunks of `size`: the frames, and every piece as it came. */
+function scan(data: Buffer, size: number): { frames: Buffer[]; pieces: Buffer[] } {
+  const scanner = new ZstdFrameScanner();
+  const frames: Buffer[] = [];
+  const pieces: Buffer[] = [];
+  let current: Buffer[] = [];
+  for (let at = 0; at < data.length; at += size) {
+    for (const piece of scanner.push(data.subarray(at, at + size))) {
+      if (Buffer.isBuffer(piece)) {
+        current.push(piece);
+        pieces.push(piece);
+      } else {
+        frames.push(Buffer.concat(current));
+        current = [];
+      }
+    }
+  }
+  scanner.end();
+  return { frames, pieces };
+}
+
+describe('ZstdFrameScanner, each header field', () => {
+  using dir = tempDir();
+  /** `zstd` on a file (its size known: single-segment frames with a content size) rather than on stdin. */
+  const compressFile = (data: Buffer, args: string[] = []): Buffer => {
+    const file = join(dir.path, 'input');
+    writeFileSync(file, data);
+    return execFileSync('zstd', ['-q', '-c', ...args, file], { maxBuffer: 64 * 1024 * 1024 });
+  };
+  // A dictionary for frames that carry a dictionary ID (1 and 4 bytes of it).
+  const samples: string[] = [];
+  for (let i = 0; i < 200; i++) {
+    samples.push(join(dir.path, `sample${i}`));
+    writeFileSync(samples[i]!, sampleText(80, `s${i % 7}`));
+  }
+  const dictionary = (id: number) => {
+    const file = join(dir.path, `dict${id}`);
+    execFileSync('zstd', ['-q', '--train', ...samples, '-o', file, `--dictID=${id}`, '--maxdict=2048'], { stdio: 'ignore' });
+    return readFileSync(file);
+  };
+  const [dict1, dict4] = [dictionary(77), dictionary(70_000)];
+  const writeDict = (dict: Buffer) => {
+    const file = join(dir.path, 'dict');
+    writeFileSync(file, dict);
+    return file;
+  };
+  /** A frame with a raw-literal-free RLE block: 5 x "x" (RFC 8878 3.1.1.2.2, block type 1). */
+  const rle = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x05, 0x2b, 0x00, 0x00, 0x78]);
+
+  const frames: Array<[string, Buffer, number, Buffer?]> = [
+    // [what, frame, the descriptor byte it must have: proof the case is the one named]
+    ['single segment, a 2-byte content size', compressFile(sampleText(1000, 'ss')), 0x64],
+    ['not single segment, a 4-byte content size', compressFile(Buffer.concat([Buffer.alloc(1_100_000, 'a'), sampleText(700_000, 'big')]), ['-1']), 0x84],
+    ['no checksum, not single segment, no content size', zstdCli(['-q', '-c', '--no-check'], sampleText(500, 'nc')), 0x00],
+    ['a 1-byte dictionary ID', compressFile(sampleText(300, 's1'), ['-D', writeDict(dict1)]), 0x65, dict1],
+    ['a 4-byte dictionary ID', compressFile(sampleText(300, 's2'), ['-D', writeDict(dict4)]), 0x67, dict4],
+    ['an RLE block', rle, 0x20],
+    ['no checksum, an empty last block ending the stream', zstdCli(['-q', '-c', '--no-check'], Buffer.alloc(0)), 0x20],
+  ];
+
+  it('the frames are what they are named (descriptor bytes; zstd -d decodes them)', () => {
+    using here = tempDir();
+    for (const [what, frame, descriptor, dict] of frames) {
+      assert.equal(frame[4], descriptor, what);
+      if (dict) writeFileSync(join(here.path, 'dict'), dict);
+      zstdCli(['-d', '-q', '-c', ...(dict ? ['-D', join(here.path, 'dict')] : [])], frame);
+    }
+    assert.equal(reference(rle).toString(), 'xxxxx');
+  });
+
+  it('finds each frame whole, whatever the chunking, and no piece is empty', () => {
+    const data = Buffer.concat(frames.map(([, frame]) => frame));
+    for (const size of [1, 2, 3, 4, 5, 6, 7, 9, 13, 4096, data.length]) {
+      const { frames: found, pieces } = scan(data, size);
+      assert.deepEqual(found.map(sha), frames.map(([, frame]) => sha(frame)), `chunks of ${size}`);
+      assert.equal(pieces.filter((piece) => piece.length === 0).length, 0, `chunks of ${size}: empty pieces`);
+    }
+  });
+
+  it('hands out a frame that lies whole in one chunk as one view of that chunk', () => {
+    const [, frame] = frames[0]!;
+    for (const data of [frame, Buffer.concat([skippable(Buffer.from('toc')), frame])]) {
+      const { pieces } = scan(data, data.length);
+      assert.equal(pieces.length, 1);
+      assert.equal(pieces[0]!.buffer, data.buffer, 'a view, not a copy');
+      assert.deepEqual(pieces[0], frame);
+    }
+  });
+
+  it('refuses bytes that start no frame, a reserved descriptor bit and a reserved block type, saying where', () => {
+    const [, first] = frames[2]!;
+    const garbage = Buffer.concat([first, Buffer.from('not a zstd frame')]);
+    for (const size of [3, 4096]) {
+      const magic = Buffer.from('not ').readUInt32LE(0).toString(16);
+      assert.throws(() => scan(garbage, size), { message: `zstd: no frame starts at byte ${first.length} (magic ${magic})` }, `chunks of ${size}`);
+    }
+    const reservedBit = Buffer.concat([first, first]);
+    reservedBit[first.length + 4]! |= 0x08;
+    assert.throws(() => scan(reservedBit, 5), { message: `zstd: reserved bit set in the frame header at byte ${first.length + 4}` });
+    const reservedType = Buffer.from(rle);
+    reservedType[6] = 0x2b | 0x06; // block type 3
+    assert.throws(() => scan(Buffer.concat([first, reservedType]), 7), { message: `zstd: reserved block type at byte ${first.length + 6}` });
+  });
+});
+
+describe('the decoders on a frame they cannot decode', () => {
+  // The RLE frame of the scanner's tests with its block type set to 3, reserved.
+  const reserved = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x05, 0x2f, 0x00, 0x00, 0x78]);
+  for (const decoder of ['node:zlib', 'fzstd'] as ZstdDecoder[]) {
+    it(`${decoder}: fails with a message that says zstd (it does not hang)`, { skip: decoder === 'node:zlib' && !NODE_HAS_ZSTD ? `Node ${process.version} has no zstd in node:zlib` : false }, async () => {
+      assert.throws(() => execFileSync('zstd', ['-d', '-q', '-c'], { input: reserved, stdio: 'pipe' }), 'the zstd CLI refuses it too');
+      const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('decompress hangs')), 5000).unref());
+      // More bytes after it: fzstd reads the block header when the next chunk comes.
+      const data = Buffer.concat([reserved, Buffer.alloc(100)]);
+      await assert.rejects(Promise.race([collect(decompressWith(chunked(data, [reserved.length, 100]), decoder)), timeout]), /^Error: zstd: /);
+    });
+  }
+});
+
+describe('detectCompression', () => {
+  it('gzip and zstd by their magic, a skippable frame first as zstd, anything else none', () => {
+    assert.equal(detectCompression(zlib.gzipSync('x')), 'gzip');
+    assert.equal(detectCompression(compress(Buffer.from('x'))), 'zstd');
+    for (let nibble = 0; nibble < 16; nibble++) assert.equal(detectCompression(skippable(Buffer.alloc(1), nibble)), 'zstd', `skippable ${nibble}`);
+    for (const first of [0x00, 0x40, 0x60, 0xd0]) assert.equal(detectCompression(Buffer.from([first, 0x2a, 0x4d, 0x18])), 'none', first.toString(16));
+    assert.equal(detectCompression(Buffer.from('ustar')), 'none');
+    assert.equal(detectCompression(Buffer.alloc(0)), 'none');
+  });
+});
+
+describe('decompressWith, the source', () => {
+  /** An iterator over `chunks` that fails a next() called after it said done. */
+  function strict(chunks: Buffer[]): AsyncIterable<Buffer> & { calls: number } {
+    const state = { calls: 0 };
+    return Object.assign(state, {
+      [Symbol.asyncIterator]() {
+        let at = 0;
+        let done = false;
+        return {
+          async next(): Promise<IteratorResult<Buffer>> {
+            state.calls++;
+            if (done) throw new Error('next() after done');
+            if (at < chunks.length) return { done: false, value: chunks[at++]! };
+            done = true;
+            return { done: true, value: undefined };
+          },
+        };
+      },
+    });
+  }
+
+  it('passes a source shorter than any magic through, and asks for no chunk after the end', async () => {
+    for (const chunks of [[], [Buffer.from('ab')], [Buffer.from('a'), Buffer.from('bc')], [Buffer.from('abcd')], [Buffer.from('abcdef')]]) {
+      const source = strict(chunks);
+      assert.deepEqual(await collect(decompressWith(source, 'fzstd')), Buffer.concat(chunks));
+      assert.equal(source.calls, chunks.length + 1);
+    }
+  });
+
+  it('hands over uncompressed bytes once it has seen four, without waiting for more', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    async function* source() {
+      yield Buffer.from('abcd');
+      await held; // the rest comes only once the first four bytes are out
+      yield Buffer.from('ef');
+    }
+    const out = decompressWith(source(), 'fzstd');
+    const first = await Promise.race([out.next(), new Promise((resolve) => setTimeout(() => resolve('waits for more'), 2000).unref())]);
+    assert.deepEqual(first, { done: false, value: Buffer.from('abcd') });
+    release();
+    assert.deepEqual(await collect(out), Buffer.from('ef'));
+  });
+
+  it('fails with the source`s error when the source fails inside a gzip stream (it does not hang)', async () => {
+    const gz = zlib.gzipSync(sampleText(200_000, 'g'));
+    async function* source() {
+      yield gz.subarray(0, 1000);
+      throw new Error('the blob stream broke');
+    }
+    const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('decompress hangs')), 5000).unref());
+    await assert.rejects(Promise.race([collect(decompressWith(source(), 'fzstd')), timeout]), /the blob stream broke/);
+  });
+
+  it('gunzips into chunks of 256 KiB, whichever the zstd decoder', async () => {
+    const data = sampleText(1024 * 1024, 'c');
+    const gz = zlib.gzipSync(data);
+    for (const decoder of zstdDecoders()) {
+      const sizes: number[] = [];
+      for await (const chunk of decompressWith(chunked(gz, [gz.length]), decoder)) sizes.push(chunk.length);
+      assert.equal(Math.max(...sizes), 256 * 1024, decoder);
+      assert.equal(sizes.reduce((a, b) => a + b), data.length, decoder);
     }
   });
 });

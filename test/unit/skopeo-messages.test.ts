@@ -70,3 +70,26 @@ describe('classifyMessage beyond the captured set', () => {
     assert.equal(new RequestError('GetBlob', 'something else entirely', 'other').retryable, false);
   });
 });
+
+describe('classifyMessage and parseSizeComplaint, each pattern`s edges', () => {
+  it('a docker-archive "no such file" only as the whole message: quoted inside another, it decides nothing', () => {
+    const missing = 'opening file "/x/a.tar": open /x/a.tar: no such file or directory';
+    assert.equal(classifyMessage(missing), 'not-found');
+    assert.equal(classifyMessage(`unauthorized: ${missing}`), 'auth');
+    assert.equal(classifyMessage(`${missing} (unauthorized)`), 'auth');
+  });
+
+  it('not-found patterns ignore case', () => {
+    assert.equal(classifyMessage('reading manifest v1 in r/x: Manifest Unknown'), 'not-found');
+  });
+
+  it('"EOF" is transient only at the end of the message', () => {
+    assert.equal(classifyMessage('Get "https://r/v2/": EOF'), 'transient');
+    assert.equal(classifyMessage('invalid character in EOFs list'), 'other');
+  });
+
+  it('parseSizeComplaint: the whole message, numbers of any length', () => {
+    assert.deepEqual(parseSizeComplaint('expected 1048576 bytes in blob, got 10'), { expected: 1048576, got: 10 });
+    assert.equal(parseSizeComplaint('blob: expected 1 bytes in blob, got 2'), undefined);
+  });
+});
