@@ -519,6 +519,28 @@ describe('OrderedApplier', () => {
     await assertNothingLeft();
   });
 
+  it('a short write to a spool file (the file size limit reached) fails the take instead of spooling a truncated layer', LIMIT, () => {
+    // In a child process under `ulimit -f 4` (4 KiB; Node ignores SIGXFSZ): an 8 KiB chunk is written short.
+    const module = new URL('../../src/extract/ordered-apply.js', import.meta.url).href;
+    const script = `
+      import { readdir } from 'node:fs/promises';
+      import { PassThrough } from 'node:stream';
+      import { createSpool, OrderedApplier } from ${JSON.stringify(module)};
+      const spool = await createSpool(process.argv[1]);
+      const applier = new OrderedApplier(0, 2, spool, async () => {}, () => {});
+      const blob = new PassThrough().end(Buffer.alloc(8192, 1));
+      const outcome = await applier.take(1, blob, async function* (source) { yield* source; }).then(() => 'taken', (error) => error.message);
+      console.log(JSON.stringify({ spool, outcome, left: await readdir(spool) }));`;
+    const child = spawnSync('bash', ['-c', 'ulimit -f 4 && exec "$0" --input-type=module -e "$1" "$2"', process.execPath, script, work], { encoding: 'utf8', timeout: 8000 });
+    assert.equal(child.status, 0, child.stderr);
+    const { spool, outcome, left } = JSON.parse(child.stdout) as { spool: string; outcome: string; left: string[] };
+    const prefix = 'short write to ';
+    assert.ok(outcome.startsWith(prefix), outcome);
+    assert.equal(dirname(outcome.slice(prefix.length)), spool);
+    assert.match(basename(outcome), /^1-[0-9a-f]{8}$/);
+    assert.deepEqual(left, []);
+  });
+
   it('applied() resolves once the layer is applied, when applying stops, or when its signal aborts, and leaves no listener behind', LIMIT, async () => {
     const target = applier(0, 3);
     const signal = new AbortController().signal;
