@@ -7,6 +7,9 @@
 //   node scripts/mutation/must-fail.mjs --mutants scripts/mutation/confirmed/ordered-apply-2026-12-05.mjs
 // The ones not here are kept, each with its reason, in MUTATION.md (session
 // "seventh (branch mutate8)"). CI runs two of these (must-fail-mutants.mjs).
+// At the end: the mutants of src/extract-image.ts that a unit test can reach
+// (its option and selector checks; the rest needs a proxy), killed by new
+// cases in test/unit/images.test.ts.
 const FILE = 'src/extract/ordered-apply.ts';
 const TEST = 'unit/ordered-apply';
 /** `only`: the one test that fails, for a mutant that makes tests hang (one limit waited for, not several). */
@@ -155,4 +158,53 @@ export const MUTANTS = [
   m('ordered-apply:253:31 never woken', 'await new Promise<void>((resolve) => (this.#wake = resolve));', 'await new Promise<void>(() => undefined);', 'as it grows'),
   m('ordered-apply:257:33 remove {}', 'await this.handle.close().catch(() => {});\n    await rm(this.path, { force: true });', ''),
   m('ordered-apply:262:19 notify {}', 'const wake = this.#wake;\n    this.#wake = undefined;\n    wake?.();', '', 'as it grows'),
+
+  // --- src/extract-image.ts (test/unit/images.test.ts): the dir check, before anything is spawned
+  ...(() => {
+    const DIR = "if (typeof dir !== 'string' || dir === '') throw";
+    const x = (name, replace, only = 'extractImage refuses a dir') => ({ name: `extract-image:${name}`, file: 'src/extract-image.ts', find: DIR, replace, test: 'unit/images', only });
+    return [
+      x('85:7 dir check true', 'if (true) throw'),
+      x('85:7 dir check false', 'if (false) throw'),
+      x('85:7 dir check &&', "if (typeof dir !== 'string' && dir === '') throw"),
+      x('85:7 non-strings pass', "if (false || dir === '') throw"),
+      x('85:7 typeof ===', "if (typeof dir === 'string' || dir === '') throw"),
+      x("85:34 '' passes", "if (typeof dir !== 'string' || false) throw"),
+      x("85:34 dir !== ''", "if (typeof dir !== 'string' || dir !== '') throw"),
+      x("85:42 '' -> Stryker was here!", "if (typeof dir !== 'string' || dir === 'Stryker was here!') throw"),
+      {
+        name: 'extract-image:85:77 dir message ``',
+        file: 'src/extract-image.ts',
+        find: '`dir must be a directory path, got ${String(dir)}`',
+        replace: '``',
+        test: 'unit/images',
+        only: 'extractImage refuses a dir',
+      },
+      // selectLayers
+      {
+        name: 'extract-image:200:7 a non-array selector taken (false)',
+        file: 'src/extract-image.ts',
+        find: 'if (!Array.isArray(wanted)) throw',
+        replace: 'if (false) throw',
+        test: 'unit/images',
+        only: 'not an array',
+      },
+      {
+        name: 'extract-image:200:62 selector message ``',
+        file: 'src/extract-image.ts',
+        find: '`layers must be an array of layer indexes or digests, got ${String(wanted)}`',
+        replace: '``',
+        test: 'unit/images',
+        only: 'not an array',
+      },
+      {
+        name: 'extract-image:205:109 the range says 0-(length+1)',
+        file: 'src/extract-image.ts',
+        find: '(0-${layers.length - 1})',
+        replace: '(0-${layers.length + 1})',
+        test: 'unit/images',
+        only: 'names no layer',
+      },
+    ];
+  })(),
 ];
