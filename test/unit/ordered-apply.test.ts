@@ -520,7 +520,8 @@ describe('OrderedApplier', () => {
   });
 
   it('a short write to a spool file (the file size limit reached) fails the take instead of spooling a truncated layer', LIMIT, () => {
-    // In a child process under `ulimit -f 4` (4 KiB; Node ignores SIGXFSZ): an 8 KiB chunk is written short.
+    // In a child process under `ulimit -f 1024` (1 MiB; Node ignores SIGXFSZ): a 2 MiB chunk is written short.
+    // (Not smaller: the child's other files, such as Stryker's coverage, must still fit.)
     const module = new URL('../../src/extract/ordered-apply.js', import.meta.url).href;
     const script = `
       import { readdir } from 'node:fs/promises';
@@ -528,10 +529,10 @@ describe('OrderedApplier', () => {
       import { createSpool, OrderedApplier } from ${JSON.stringify(module)};
       const spool = await createSpool(process.argv[1]);
       const applier = new OrderedApplier(0, 2, spool, async () => {}, () => {});
-      const blob = new PassThrough().end(Buffer.alloc(8192, 1));
+      const blob = new PassThrough().end(Buffer.alloc(2 * 1024 * 1024, 1));
       const outcome = await applier.take(1, blob, async function* (source) { yield* source; }).then(() => 'taken', (error) => error.message);
       console.log(JSON.stringify({ spool, outcome, left: await readdir(spool) }));`;
-    const child = spawnSync('bash', ['-c', 'ulimit -f 4 && exec "$0" --input-type=module -e "$1" "$2"', process.execPath, script, work], { encoding: 'utf8', timeout: 8000 });
+    const child = spawnSync('bash', ['-c', 'ulimit -f 1024 && exec "$0" --input-type=module -e "$1" "$2"', process.execPath, script, work], { encoding: 'utf8', timeout: 8000 });
     assert.equal(child.status, 0, child.stderr);
     const { spool, outcome, left } = JSON.parse(child.stdout) as { spool: string; outcome: string; left: string[] };
     const prefix = 'short write to ';
