@@ -462,4 +462,21 @@ export const MUTANTS = [
     test: 'unit/decompress',
     only: 'source fails inside a gzip stream',
   },
+  // --- ordered apply (test/unit/ordered-apply.test.ts; MUTATION.md, branch mutate8)
+  {
+    name: 'a layer applied from its growing spool file ends at the bytes written so far (a truncated layer)',
+    file: 'src/extract/ordered-apply.ts',
+    find: 'if (this.#done) return;',
+    replace: 'if (true) return;',
+    test: 'unit/ordered-apply',
+    only: 'as it grows',
+  },
+  {
+    name: 'a download failing while its layer is applied from the spool fails the extraction instead of its retry applying it',
+    file: 'src/extract/ordered-apply.ts',
+    find: 'if (spool.failed) return this.#pump();',
+    replace: 'if (false) return this.#pump();',
+    test: 'unit/ordered-apply',
+    only: 'never twice at once',
+  },
 ];

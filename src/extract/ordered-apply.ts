@@ -112,6 +112,7 @@ export class OrderedApplier {
    */
   async applied(position: number, signal: AbortSignal): Promise<void> {
     const onAbort = (): void => this.#wakeWaiters();
+    // Stryker disable next-line ObjectLiteral,BooleanLiteral: equivalent, `once` only says it: the finally removes the listener, and a signal aborts once
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       while (this.#next <= position && !this.#failure && !signal.aborted) await new Promise<void>((resolve) => this.#moved.push(resolve));

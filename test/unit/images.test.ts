@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { extractImage, InvalidArgumentError, pullImage, type ImageProgressEvent } from '../../src/index.js';
+import { extractImage, InvalidArgumentError, pullImage, SpawnError, type ImageProgressEvent } from '../../src/index.js';
 import { selectLayers } from '../../src/extract-image.js';
 import { defaultStatePath, readState, sameLayers, writeState } from '../../src/extract/extract-state.js';
 import { ProgressReporter } from '../../src/image-events.js';
@@ -31,6 +31,21 @@ describe('image options', () => {
       await assert.rejects(extractImage({ skopeoCommand: ['/nonexistent/skopeo'] }, 'oci:x', '/nonexistent/dir', options as never), InvalidArgumentError);
     }
     await assert.rejects(pullImage({ skopeoCommand: ['/nonexistent/skopeo'] }, 'oci:x', null, { tag: 'not a tag' }), /not a valid tag/);
+  });
+
+  it('extractImage refuses a dir that is not a path before spawning anything, and takes one that is', async () => {
+    const missing = { skopeoCommand: ['/nonexistent/skopeo'] };
+    for (const [dir, shown] of [
+      ['', ''],
+      [42, '42'],
+      [undefined, 'undefined'],
+    ] as const) {
+      await assert.rejects(extractImage(missing, 'oci:x', dir as never), (error: unknown) => error instanceof InvalidArgumentError && error.message === `dir must be a directory path, got ${shown}`);
+    }
+    // A path passes the check: the missing skopeo is what fails.
+    for (const dir of ['/nonexistent/dir', 'relative', ' a name with spaces! ']) {
+      await assert.rejects(extractImage(missing, 'oci:x', dir), (error: unknown) => error instanceof SpawnError, dir);
+    }
   });
 
   it('fetches the largest first, unknown sizes last, ties in image order', () => {
@@ -68,7 +83,16 @@ describe('layer selection', () => {
   });
   it('refuses what names no layer', () => {
     for (const bad of [[3], [-1], ['sha256:z'], [1.5]]) {
-      assert.throws(() => selectLayers(layers, bad), (error: unknown) => error instanceof InvalidArgumentError && /has 3 layers/.test(error.message));
+      assert.throws(() => selectLayers(layers, bad), (error: unknown) => error instanceof InvalidArgumentError && error.message === `layer ${bad[0]}: the image has 3 layers (0-2) and no such digest`);
+    }
+  });
+  it('refuses a selector that is not an array (a string is no list of digests)', () => {
+    for (const [bad, shown] of [
+      [2, '2'],
+      ['sha256:a', 'sha256:a'],
+      [{ length: 1, 0: 0 }, '[object Object]'],
+    ] as const) {
+      assert.throws(() => selectLayers(layers, bad as never), (error: unknown) => error instanceof InvalidArgumentError && error.message === `layers must be an array of layer indexes or digests, got ${shown}`);
     }
   });
 });
