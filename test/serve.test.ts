@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -468,12 +468,17 @@ describe('serve: endpoint auth and TLS', () => {
 });
 
 describe('serve: podman pull (rootful, a private store)', { skip: process.getuid?.() !== 0 ? 'podman pull into a private store needs root' : false }, () => {
+  // podman refuses a runroot longer than 50 characters, which a long TMPDIR (the
+  // mutation hook's, say) makes: the run root gets a short directory of its own.
+  const runroot = mkdtempSync('/tmp/cip-run-');
+  after(() => rmSync(runroot, { recursive: true, force: true }));
+
   /** podman with its own store and a registries.conf that marks this server insecure (plain HTTP). */
   function podman(store: string, ...args: string[]): Promise<string> {
     const conf = join(store, 'registries.conf');
     writeFileSync(conf, `[[registry]]\nlocation = "127.0.0.1:${port}"\ninsecure = true\n`);
     const env = { ...process.env, CONTAINERS_REGISTRIES_CONF: conf };
-    const global = ['--root', join(store, 'root'), '--runroot', join(store, 'run'), '--storage-driver', 'vfs', '--events-backend', 'none', '--cgroup-manager', 'cgroupfs'];
+    const global = ['--root', join(store, 'root'), '--runroot', runroot, '--storage-driver', 'vfs', '--events-backend', 'none', '--cgroup-manager', 'cgroupfs'];
     return run('podman', [...global, ...args], { env, timeoutMs: 120_000 }).then((result) => result.stdout.trim());
   }
 
@@ -491,7 +496,7 @@ describe('serve: podman pull (rootful, a private store)', { skip: process.getuid
 
   it("podman's local store, served: pulled back through the server, the layers are the stored ones (uncompressed, with their diff_ids)", async () => {
     const store = dir('podman');
-    const storage = `containers-storage:[vfs@${join(store, 'root')}+${join(store, 'run')}]`;
+    const storage = `containers-storage:[vfs@${join(store, 'root')}+${runroot}]`;
     await using local = await createRegistryServer({ proxy, repositories: [{ name: 'stored', source: `${storage}127.0.0.1:${port}/app` }] });
     const localPort = (await local.listen(0)).port;
     const got = await copyToDir(`docker://127.0.0.1:${localPort}/stored:v1`, 'got-storage', PLAIN);
