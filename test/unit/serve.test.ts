@@ -12,7 +12,8 @@ import { classify, errorBody, RegistryError, sendError } from '../../src/serve/r
 import { isDigest, isRepositoryName, parseMapping, RepositoryMap, type RepositoryMapping } from '../../src/serve/repositories.js';
 import { formatRequestLog } from '../../src/serve/request-log.js';
 import { parseRoute } from '../../src/serve/routes.js';
-import { BlobVerificationError, ImageNotFoundError, RequestError } from '../../src/errors.js';
+import { BlobVerificationError, ImageNotFoundError, RequestError, SpawnError } from '../../src/errors.js';
+import { createRegistryServer } from '../../src/serve/server.js';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
 
@@ -396,5 +397,43 @@ describe('credentials and error classification', () => {
     const broken = new BlobVerificationError(DIGEST, 3, 3, 'digest mismatch');
     assert.deepEqual(classify(broken, 'blob'), { status: 500, code: 'UNKNOWN', message: `the source's blob failed verification: ${broken.message}` });
     assert.deepEqual(classify('text', 'blob'), { status: 500, code: 'UNKNOWN', message: 'text' });
+  });
+});
+
+describe('createRegistryServer option checks', () => {
+  const repositories = [{ name: 'app', source: 'oci:/srv/app' }];
+  /** A proxy config that cannot start: an option that passes the checks fails on the spawn instead. */
+  const proxy = { skopeoCommand: ['/nonexistent/skopeo'] };
+  const refused = (message: string) => (error: Error) => error instanceof InvalidArgumentError && error.message === message;
+
+  it('refuses missing options and unusable limits with a message naming the option, before anything is spawned', async () => {
+    for (const options of [undefined, null, 'app=oci:/srv/app']) {
+      await assert.rejects(createRegistryServer(options as never), refused('createRegistryServer: options are required ({ proxy, repositories })'), String(options));
+    }
+    for (const [option, value, min] of [
+      ['maxConnections', 0, 1],
+      ['maxConnections', 1.5, 1],
+      ['maxConnections', Number.NaN, 1],
+      ['clientIdleTimeout', 0, 1],
+      ['clientIdleTimeout', 2 ** 53, 1],
+      ['idleClose', -1, 0],
+      ['tagTtl', -1, 0],
+      ['tagTtl', '5' as unknown as number, 0],
+    ] as const) {
+      await assert.rejects(
+        createRegistryServer({ proxy, repositories, [option]: value }),
+        refused(`${option} must be a whole number, ${min} or more, got ${String(value)}`),
+        `${option} ${String(value)}`,
+      );
+    }
+    for (const tls of [{ cert: 'PEM' }, { key: 'PEM' }, { cert: '', key: 'PEM' }]) {
+      await assert.rejects(createRegistryServer({ proxy, repositories, tls: tls as never }), refused('tls needs both cert and key (PEM)'), JSON.stringify(tls));
+    }
+  });
+
+  it('accepts the smallest limits and both TLS parts: the proxy spawn is what fails', async () => {
+    for (const limits of [{ maxConnections: 1, clientIdleTimeout: 1, idleClose: 0, tagTtl: 0 }, { tls: { cert: 'PEM', key: 'PEM' } }, {}]) {
+      await assert.rejects(createRegistryServer({ proxy, repositories, ...limits }), SpawnError, JSON.stringify(limits));
+    }
   });
 });
