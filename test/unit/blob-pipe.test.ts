@@ -119,8 +119,20 @@ describe('BlobPipe', () => {
   it('without an algorithm there is no digest', async () => {
     using fixture = pipeOf(Buffer.alloc(1000, 1), {});
     assert.equal(Buffer.concat(await readAll(fixture.pipe)).length, 1000);
-    assert.throws(() => fixture.pipe.digest(), /not hashing/);
+    assert.throws(() => fixture.pipe.digest(), { message: 'BlobPipe.digest(): not hashing, or the pipe has not ended' });
   });
+
+  for (const hashOffThread of [true, false]) {
+    it(`gives no digest before the end, not a digest of the bytes so far (hashed on the ${hashOffThread ? 'reader' : 'main'} thread)`, async () => {
+      using fixture = pipeOf(randomBytes(256 * 1024), { algorithm: 'sha256', hashOffThread }, [64 * 1024], 0);
+      await new Promise<void>((resolve) => {
+        fixture.pipe.once('data', () => resolve());
+        fixture.pipe.resume();
+      });
+      assert.throws(() => fixture.pipe.digest(), { message: 'BlobPipe.digest(): not hashing, or the pipe has not ended' });
+      fixture.pipe.destroy();
+    });
+  }
 
   it('reads nothing until resumed, and stops reading while paused (the writer blocks on the full pipe)', async () => {
     using fixture = pipeOf(randomBytes(16 * 1024 * 1024), { algorithm: 'sha256' }, [1 << 20], 0);
@@ -218,6 +230,26 @@ describe('BlobPipe', () => {
     } finally {
       pipe.destroy();
     }
+  });
+
+  it('after destroy(), pause(), resume() and destroy() again are no-ops: nothing thrown, no event, no thread', async () => {
+    const before = readerThreads();
+    using fixture = pipeOf(randomBytes(1024 * 1024), { algorithm: 'sha256' }, [65_536], 0);
+    const events: string[] = [];
+    fixture.pipe.on('end', () => events.push('end'));
+    fixture.pipe.on('error', () => events.push('error'));
+    await new Promise<void>((resolve) => {
+      fixture.pipe.once('data', () => resolve());
+      fixture.pipe.resume();
+    });
+    fixture.pipe.on('data', () => events.push('data'));
+    fixture.pipe.destroy();
+    fixture.pipe.pause();
+    fixture.pipe.resume();
+    fixture.pipe.destroy();
+    assert.equal(readerThreads(), before);
+    await sleep(100);
+    assert.deepEqual(events, []);
   });
 
   it('destroy() mid-read ends the reader thread and closes the fd, with no event after', async () => {
