@@ -93,8 +93,7 @@ export class BlobPipe extends EventEmitter {
   #onRead(error: Error | undefined, chunk: Buffer | null | undefined): void {
     if (this.#destroyed) return;
     if (error) {
-      this.#ended = true;
-      this.destroy();
+      this.destroy(); // not #ended: a failed read has no digest
       this.emit('error', error);
       return;
     }

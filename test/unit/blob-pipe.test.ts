@@ -232,6 +232,28 @@ describe('BlobPipe', () => {
     }
   });
 
+  for (const hashOffThread of [true, false]) {
+    it(`a read that fails: the error, once, then no digest (hashed on the ${hashOffThread ? 'reader' : 'main'} thread)`, async () => {
+      // A directory's fd stands in for the pipe: read() fails with EISDIR (a FIFO never fails a read).
+      using dir = tempDir();
+      const pipe = new BlobPipe(openSync(dir.path, constants.O_RDONLY | constants.O_DIRECTORY), { algorithm: 'sha256', hashOffThread });
+      const events: string[] = [];
+      pipe.on('end', () => events.push('end'));
+      pipe.on('data', () => events.push('data'));
+      const error = await new Promise<NodeJS.ErrnoException>((resolve) => {
+        pipe.on('error', (failure) => {
+          events.push('error');
+          resolve(failure);
+        });
+        pipe.resume();
+      });
+      assert.equal(error.code, 'EISDIR');
+      assert.throws(() => pipe.digest(), { message: 'BlobPipe.digest(): not hashing, or the pipe has not ended' });
+      await sleep(50);
+      assert.deepEqual(events, ['error']);
+    });
+  }
+
   it('after destroy(), pause(), resume() and destroy() again are no-ops: nothing thrown, no event, no thread', async () => {
     const before = readerThreads();
     using fixture = pipeOf(randomBytes(1024 * 1024), { algorithm: 'sha256' }, [65_536], 0);
