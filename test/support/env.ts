@@ -1,6 +1,6 @@
 /** Shared test environment: which skopeo, temp dirs, leak probes. */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ImageProxyConfig } from '../../src/index.js';
@@ -39,6 +39,28 @@ export function tempDir(prefix = 'cip-test-'): { path: string; [Symbol.dispose](
 /** The fds this process has open, by number. */
 export function openFds(): number[] {
   return readdirSync('/proc/self/fd').map(Number).sort((a, b) => a - b);
+}
+
+/**
+ * What this process's open fds refer to: a resolved path, `pipe:[N]`,
+ * `socket:[N]`, `anon_inode:[...]`. Tests that look for their own fds among
+ * these are not disturbed by fds Node or an earlier test opens meanwhile, as
+ * a bare count is (one once failed on Node 24, 23 fds for 22).
+ */
+export function openFdTargets(): string[] {
+  return openFds().flatMap((fd) => {
+    try {
+      return [readlinkSync(`/proc/self/fd/${fd}`)];
+    } catch {
+      return []; // closed between the listing and the readlink
+    }
+  });
+}
+
+/** The open fds on `path` or, for a directory, on anything under it. */
+export function openFdsOn(path: string): string[] {
+  const target = realpathSync(path); // /proc shows resolved paths
+  return openFdTargets().filter((link) => link === target || link.startsWith(`${target}/`));
 }
 
 /** Pids of this process's direct children, zombies included (from /proc/PID/stat). */

@@ -21,7 +21,7 @@ import { DualReply, PipeReply } from '../../src/replies.js';
 import { RetryingBlobStream } from '../../src/retry.js';
 import { STORE_BLOB_HINT } from '../../src/storage.js';
 import type { Supervisor } from '../../src/supervisor.js';
-import { openFds } from '../support/env.js';
+import { openFdsOn } from '../support/env.js';
 
 const sha256 = (data: string): string => 'sha256:' + createHash('sha256').update(data).digest('hex');
 const BLOB = 'hello, blob';
@@ -149,12 +149,12 @@ describe('fetching', () => {
   });
 
   it('a malformed size in the reply: ProtocolError, and the reply\'s fds are closed', async () => {
-    const before = openFds().length;
+    const before = openFdsOn(fifoDir);
     for (const transfer of ['GetBlob', 'GetRawBlob'] as const) {
       const s = supervisor('0.2.8', async (method) => (method === 'GetBlob' ? pipeReply('eleven') : dualReply('eleven')));
       await assert.rejects(fetchBlob(s, request(transfer, 11), call()), (e: unknown) => e instanceof ProtocolError && e.message === `${transfer}: expected a blob size in the reply, got "eleven"`, transfer);
     }
-    assert.equal(openFds().length, before, 'no fd left open');
+    assert.deepEqual(openFdsOn(fifoDir), before, 'no FIFO left open');
   });
 
   it('fetchRawBlob refuses a proxy older than 0.2.8 and a bad digest before sending anything', async () => {
