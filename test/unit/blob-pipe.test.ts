@@ -8,8 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import crypto, { createHash, randomBytes } from 'node:crypto';
 import { closeSync, constants, existsSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
@@ -92,6 +93,27 @@ function readAll(pipe: BlobPipe): Promise<Buffer[]> {
   });
 }
 
+/**
+ * The algorithms of the node:crypto hashes `make` creates: node:crypto's
+ * createHash is wrapped for its duration, the ESM bindings synced.
+ */
+function hashesMadeWhile(make: () => void): string[] {
+  const made: string[] = [];
+  const original = crypto.createHash;
+  crypto.createHash = ((algorithm: string, options?: crypto.HashOptions) => {
+    made.push(algorithm);
+    return original(algorithm, options);
+  }) as typeof crypto.createHash;
+  syncBuiltinESMExports();
+  try {
+    make();
+  } finally {
+    crypto.createHash = original;
+    syncBuiltinESMExports();
+  }
+  return made;
+}
+
 describe('BlobPipe', () => {
   it('the addon hashes off the main thread here (the Node process has OpenSSL)', () => {
     assert.equal(offThreadHashing, true);
@@ -109,6 +131,17 @@ describe('BlobPipe', () => {
       });
     }
   }
+
+  it('hashes on the reader thread by default, on the main thread with hashOffThread: false, and not at all without an algorithm', () => {
+    using fifo = fifoEnds();
+    const made = (options: ConstructorParameters<typeof BlobPipe>[1]): string[] =>
+      hashesMadeWhile(() => new BlobPipe(openSync(`/proc/self/fd/${fifo.readFd}`, constants.O_RDONLY | constants.O_NONBLOCK), options).destroy());
+    assert.deepEqual(made({ algorithm: 'sha256' }), [], 'default: no node:crypto hash on the main thread');
+    assert.deepEqual(made({ algorithm: 'sha256', hashOffThread: true }), []);
+    assert.deepEqual(made({ algorithm: 'sha384', hashOffThread: false }), ['sha384']);
+    assert.deepEqual(made({}), []);
+    assert.deepEqual(made({ hashOffThread: false }), []);
+  });
 
   it('reads an empty pipe to its end, with the digest of nothing', async () => {
     using fixture = pipeOf(Buffer.alloc(0), { algorithm: 'sha256' });
