@@ -26,11 +26,12 @@ export interface NativeBlobReader {
    * Whether the consumer takes chunks (made paused). While flowing, the reader
    * thread reads one 256 KiB block ahead, and the constructor's
    * callback gets each as a Buffer, in order (null at EOF), never inside this call.
+   * Does nothing once the end was delivered, or once closed.
    */
   setFlowing(flowing: boolean): void;
   /** The hex digest of every byte read, once EOF was delivered (when made with an algorithm). */
   digest(): string;
-  /** Cancels a read in flight, joins the thread, closes the fd. */
+  /** Cancels a read in flight, joins the thread, closes the fd; no callback follows. Idempotent. */
   close(): void;
 }
 

@@ -46,7 +46,6 @@ export class BlobPipe extends EventEmitter {
   readonly #hashing: boolean;
   #paused = true; // until the stream's first _read()
   #ended = false;
-  #destroyed = false;
 
   constructor(fd: number, options: BlobPipeOptions = {}) {
     super();
@@ -77,21 +76,20 @@ export class BlobPipe extends EventEmitter {
     return this.#jsHash ? this.#jsHash.digest('hex') : this.#reader.digest();
   }
 
-  /** Stops the reader thread and closes the fd; no event follows. */
+  /** Stops the reader thread and closes the fd; no event follows. Idempotent. */
   destroy(): void {
-    if (this.#destroyed) return;
-    this.#destroyed = true;
     this.#reader.close();
   }
 
+  // The addon keeps the rules for what comes after the end or destroy():
+  // setFlowing() then does nothing, close() may be called again, and no
+  // callback comes once closed. Guards here would repeat them untestably.
   #flow(flowing: boolean): void {
-    if (this.#paused === !flowing) return;
     this.#paused = !flowing;
-    if (!this.#ended && !this.#destroyed) this.#reader.setFlowing(flowing);
+    this.#reader.setFlowing(flowing);
   }
 
   #onRead(error: Error | undefined, chunk: Buffer | null | undefined): void {
-    if (this.#destroyed) return;
     if (error) {
       this.destroy(); // not #ended: a failed read has no digest
       this.emit('error', error);
