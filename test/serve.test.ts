@@ -12,6 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
@@ -468,9 +469,9 @@ describe('serve: endpoint auth and TLS', () => {
 });
 
 describe('serve: podman pull (rootful, a private store)', { skip: process.getuid?.() !== 0 ? 'podman pull into a private store needs root' : false }, () => {
-  // podman refuses a runroot longer than 50 characters, which a long TMPDIR (the
-  // mutation hook's, say) makes: the run root gets a short directory of its own.
-  const runroot = mkdtempSync('/tmp/cip-run-');
+  // podman refuses a run root longer than 50 characters: under TMPDIR (where
+  // the mutation hook's cleanup finds it) when that is short enough, else /tmp.
+  const runroot = mkdtempSync(join(tmpdir().length + '/run-XXXXXX'.length <= 50 ? tmpdir() : '/tmp', 'run-'));
   after(() => rmSync(runroot, { recursive: true, force: true }));
 
   /** podman with its own store and a registries.conf that marks this server insecure (plain HTTP). */

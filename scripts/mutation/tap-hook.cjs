@@ -15,7 +15,9 @@
 // 3. Temporary files. A mutant that fails a test ends the file's process
 //    early (bail), before its `after` hooks remove their OCI layouts and
 //    registries' storage; over thousands of mutants that would fill /tmp. So
-//    each test process gets its own TMPDIR, removed when it exits.
+//    each test process gets its own TMPDIR, removed when it exits. Its path
+//    is kept short (about 37 characters): podman refuses a run root of more
+//    than 50, and test/serve.test.ts makes one under TMPDIR.
 // 4. Processes and files left behind. A test process that Stryker kills
 //    outright (a timeout) runs no exit hook, and the processes it started
 //    live on (Stryker kills the test process, not its children). A watchdog
@@ -32,7 +34,7 @@ const { join } = require('node:path');
 const { OWNER_TOKEN, WATCH, startTime, removeTree } = require('./reaper.cjs');
 
 const CHILD_COVERAGE = 'CIP_MUTATION_CHILD_COVERAGE';
-const PREFIX = 'cip-mutation-';
+const PREFIX = 'cipm-';
 const dryRun = process.env.STRYKER_DRY_RUN === 'true'; // set by the tap runner; coverage is read in the dry run only
 
 if (process.env[CHILD_COVERAGE]) {
@@ -58,11 +60,11 @@ if (process.env[CHILD_COVERAGE]) {
   // Lower case only: podman refuses references to paths with capitals, and
   // containers-storage.test.ts names paths under TMPDIR in references.
   const ownStart = startTime(process.pid);
-  const root = join(base, `${PREFIX}${process.pid}-${ownStart}-${randomBytes(4).toString('hex')}`);
+  const root = join(base, `${PREFIX}${process.pid}-${ownStart}-${randomBytes(3).toString('hex')}`);
   mkdirSync(root);
   chmodSync(root, 0o1777); // like /tmp: the rootless test's user works under it too
   const coverageDir = join(root, 'coverage');
-  const tmp = join(root, 'tmp');
+  const tmp = join(root, 't');
   mkdirSync(coverageDir);
   mkdirSync(tmp);
   chmodSync(tmp, 0o1777);
