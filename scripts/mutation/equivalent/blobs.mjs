@@ -1,0 +1,2 @@
+// Equivalent survivors in src/blobs/ (format: scripts/mutation/equivalent.mjs).
+export const EQUIVALENT = [];
