@@ -178,6 +178,7 @@ describe('BlobPipe', () => {
         fixture.pipe.pause();
       }
     });
+    assert.equal(fixture.pipe.isPaused(), true, 'made paused');
     await sleep(200);
     assert.equal(received, 0, 'made paused: no read before resume()');
     const ended = new Promise<void>((resolve) => fixture.pipe.on('end', resolve));
