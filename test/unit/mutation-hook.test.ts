@@ -114,8 +114,10 @@ describe('mutation tap hook: a test process killed outright', () => {
     started.push(owner);
     const { child, grandchild, token, tmp } = JSON.parse(await firstLine(owner)) as { child: number; grandchild: number; token: string; tmp: string };
     pids.push(child, grandchild);
-    assert.ok(token.startsWith(join(dir, 'cip-mutation-')), `the owner's token names its private directory: ${token}`);
+    assert.ok(token.startsWith(join(dir, 'cipm-')), `the owner's token names its private directory: ${token}`);
     assert.ok(existsSync(tmp) && tmp.startsWith(token), 'the owner has its own TMPDIR under that directory');
+    // Under /tmp, podman's run root (test/serve.test.ts) must fit in 50 characters: /tmp + this + /run-XXXXXX.
+    assert.ok(tmp.length - dir.length <= 35, `the private TMPDIR adds at most 35 characters: ${tmp}`);
 
     // Bystanders: a process without the token, and one whose token only starts like the owner's.
     const plain = spawn('sleep', ['600'], { env: cleanEnv({}), stdio: 'ignore' });
@@ -152,7 +154,7 @@ describe('mutation tap hook: a test process killed outright', () => {
   });
 
   it('spares a process with the token that started before the owner (a reused pid cannot be its descendant)', async () => {
-    const token = join(dir, `cip-mutation-${randomBytes(4).toString('hex')}`);
+    const token = join(dir, `cipm-${randomBytes(3).toString('hex')}`);
     const carrier = spawn('sleep', ['600'], { env: cleanEnv({ CIP_MUTATION_OWNER: token }), stdio: 'ignore' });
     started.push(carrier);
     await until(() => reaper.startTime(carrier.pid!) !== null, 1000);
