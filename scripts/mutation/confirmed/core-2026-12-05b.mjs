@@ -9,6 +9,7 @@
 const T = 'src/transport.ts';
 const R = 'src/replies.ts';
 const RAW = 'src/blobs/raw-blob-stream.ts';
+const D = 'src/decompress.ts';
 export const MUTANTS = [
   {"name":"transport:91:33 Shutdown sent with an argument","file":T,"find":"await this.#enqueue(method, [], 'plain'","replace":"await this.#enqueue(method, ['Stryker was here'], 'plain'","test":"unit/replies","only":"Shutdown goes out"},
   {"name":"transport:167:39 the abort listener is never removed","file":T,"find":"signal?.removeEventListener('abort', onAbort);","replace":"signal?.removeEventListener('', onAbort);","test":"unit/replies","only":"leaves no listener on it once answered"},
@@ -34,4 +35,16 @@ export const MUTANTS = [
   {"name":"ordered-apply:260:25 a spool file's removal without force ({})","file":"src/extract/ordered-apply.ts","find":"await rm(this.path, { force: true });","replace":"await rm(this.path, {});","test":"unit/ordered-apply","only":"someone else removed"},
   {"name":"ordered-apply:260:34 a spool file's removal with force: false","file":"src/extract/ordered-apply.ts","find":"await rm(this.path, { force: true });","replace":"await rm(this.path, { force: false });","test":"unit/ordered-apply","only":"someone else removed"},
   {"name":"protocol:9:41 MINIMUM_PROTOCOL_VERSION '' (run G2 had the unit files only; the fake proxy's 0.2.2 is refused)","file":"src/protocol.ts","find":"export const MINIMUM_PROTOCOL_VERSION = '0.2.3';","replace":"export const MINIMUM_PROTOCOL_VERSION = '';","test":"fake-proxy","only":"older than 0.2.3"},
+  // src/decompress.ts, run A (Node 24 only): three that Node 20, where node:zlib has no zstd, kills; one new test (Node 24).
+  {"name":"decompress:38:10 node:zlib's zstd taken as there (true; killed on Node 20)","file":D,"find":"return nodeZstd.createZstdDecompress && nodeZstd.zstdDecompressSync ? ['node:zlib', 'fzstd'] : ['fzstd'];","replace":"return true ? ['node:zlib', 'fzstd'] : ['fzstd'];","test":"unit/decompress","only":"with fzstd on Node 20"},
+  {"name":"decompress:38:98 no zstd decoder without node:zlib's ([]; killed on Node 20)","file":D,"find":"return nodeZstd.createZstdDecompress && nodeZstd.zstdDecompressSync ? ['node:zlib', 'fzstd'] : ['fzstd'];","replace":"return nodeZstd.createZstdDecompress && nodeZstd.zstdDecompressSync ? ['node:zlib', 'fzstd'] : [];","test":"unit/decompress","only":"with fzstd on Node 20"},
+  {"name":"decompress:72:40 node:zlib used when fzstd is asked for (killed on Node 20)","file":D,"find":"} else if (compression === 'zstd' && zstd === 'node:zlib') {","replace":"} else if (compression === 'zstd' && true) {","test":"unit/decompress","only":"decodes every frame of a zstd:chunked layer"},
+  {"name":"decompress:139:13 an empty frame yields an empty chunk","file":D,"find":"if (out.length) yield out;","replace":"if (true) yield out;","test":"unit/decompress","only":"no empty chunk","node":"newest"},
+  {"name":"decompress:153:53 node:zlib's zstd decoder with its default 16 KiB chunks","file":D,"find":"yield* through(nodeZstd.createZstdDecompress!({ chunkSize: 256 * 1024 }), frame());","replace":"yield* through(nodeZstd.createZstdDecompress!({}), frame());","test":"unit/decompress","only":"streamed to node:zlib","node":"newest"},
+  {"name":"decompress:88:26 SYNC_FRAME_BYTES 64 / 1024","file":D,"find":"const SYNC_FRAME_BYTES = 64 * 1024;","replace":"const SYNC_FRAME_BYTES = 64 / 1024;","test":"unit/decompress","only":"a small frame comes out whole","node":"newest"},
+  {"name":"decompress:90:27 SYNC_OUTPUT_BYTES 1024 / 1024","file":D,"find":"const SYNC_OUTPUT_BYTES = 1024 * 1024;","replace":"const SYNC_OUTPUT_BYTES = 1024 / 1024;","test":"unit/decompress","only":"a small frame comes out whole","node":"newest"},
+  {"name":"decompress:120:12 gathering while more than SYNC_FRAME_BYTES (>)","file":D,"find":"while (gatheredBytes <= SYNC_FRAME_BYTES) {","replace":"while (gatheredBytes > SYNC_FRAME_BYTES) {","test":"unit/decompress","only":"a small frame comes out whole","node":"newest"},
+  {"name":"decompress:130:20 the one-call decode skipped","file":D,"find":"    if (frameDone) {\n      let out: Buffer | null = null;","replace":"    if (frameDone) {} if (false) {\n      let out: Buffer | null = null;","test":"unit/decompress","only":"a small frame comes out whole","node":"newest"},
+  {"name":"decompress:133:109 the one-call decode without maxOutputLength","file":D,"find":"{ maxOutputLength: SYNC_OUTPUT_BYTES }","replace":"{}","test":"unit/decompress","only":"a small frame comes out whole","node":"newest"},
+  {"name":"decompress:138:16 a one-call decode's output dropped, the frame streamed again","file":D,"find":"      if (out) {\n        if (out.length) yield out;\n        continue;\n      }","replace":"      if (out) {}","test":"unit/decompress","only":"a small frame comes out whole","node":"newest"},
 ];
