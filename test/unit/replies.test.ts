@@ -371,7 +371,9 @@ describe('Transport', () => {
     const [ours, theirs] = native.socketPair();
     const owner = transportOwner();
     const transport = new Transport(ours, owner);
-    const sends = Array.from({ length: 2000 }, () => transport.sendOneWay('Shutdown'));
+    // 500 one-way packets of 30 KB: more than a socket buffer holds (wmem_default, 208 KiB here; up to 15 MB).
+    const method = 'M'.repeat(30_000);
+    const sends = Array.from({ length: 500 }, () => transport.sendOneWay(method));
     const disconnects = [...owner.disconnects];
     transport.fail(new Error('done'));
     closeSync(theirs);
