@@ -200,9 +200,9 @@ export class Transport implements PipeOwner, DualOwner {
       this.#inFlight = next;
       next.deadline.arm((reason) => this.#owner.wedged(this, reason));
     }
-    // Only a request waiting for its reply keeps the event loop alive.
+    // Only a request waiting for its reply keeps the event loop alive (both do nothing once the channel is closed).
     if (this.#inFlight) this.#channel.ref();
-    else if (!this.#failure) this.#channel.unref();
+    else this.#channel.unref();
   }
 
   #onPacket(error: (Error & { code?: string }) | null | undefined, data: Buffer | null | undefined, fds: number[] | undefined): void {

@@ -479,4 +479,21 @@ export const MUTANTS = [
     test: 'unit/ordered-apply',
     only: 'never twice at once',
   },
+  // --- the state file and the wire (test/unit/images, replies; MUTATION.md, branch mutate10)
+  {
+    name: 'the extract state file is written through a symlink planted at its temporary name (no O_EXCL)',
+    file: 'src/extract/extract-state.ts',
+    find: "await writeFile(temporary, JSON.stringify(state), { flag: 'wx' });",
+    replace: 'await writeFile(temporary, JSON.stringify(state), {});',
+    test: 'unit/images',
+    only: 'planted',
+  },
+  {
+    name: 'a send meeting ECONNRESET (skopeo gone with a request unread) fails with the raw errno instead of the exit error',
+    file: 'src/transport.ts',
+    find: "code === 'EPIPE' || code === 'ECONNRESET' ||",
+    replace: "code === 'EPIPE' || false ||",
+    test: 'unit/replies',
+    only: 'ECONNRESET, not EPIPE',
+  },
 ];

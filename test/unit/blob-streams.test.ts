@@ -95,6 +95,33 @@ function raw(c: RawCase): { stream: RawBlobStream; dataWrite: number; asked: num
   return { stream, dataWrite: data.write, asked };
 }
 
+/**
+ * A unix stream socket whose read fails with ECONNRESET: its peer went away
+ * with bytes unread. Made by python3 (Node cannot make a socketpair) and
+ * received over the addon's channel.
+ */
+async function resetSocket(): Promise<number> {
+  const script = [
+    'import socket',
+    'ours, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)',
+    "ours.send(b'unread')",
+    "socket.send_fds(socket.socket(fileno=3), [b'fd'], [ours.fileno()])",
+    'peer.close()',
+  ].join('\n');
+  const [ours, theirs] = native.socketPair();
+  const received = new Promise<number>((resolve, reject) => {
+    const channel = new native.Channel(ours, (error, _data, fds) => {
+      setImmediate(() => channel.close());
+      if (error || fds?.length !== 1) reject(error ?? new Error(`expected one fd, got ${fds?.length}`));
+      else resolve(fds[0]!);
+    });
+  });
+  const child = spawnSync('python3', ['-c', script], { stdio: ['ignore', 'inherit', 'inherit', theirs], timeout: 20_000 });
+  closeSync(theirs);
+  assert.equal(child.status, 0, String(child.error ?? ''));
+  return received;
+}
+
 describe('RawBlobStream (GetRawBlob)', () => {
   it('delivers the bytes and ends when size and digest match; bytesReceived counts them', async () => {
     const { stream } = raw({ data: 'hello, blob' });
@@ -241,6 +268,53 @@ describe('RawBlobStream (GetRawBlob)', () => {
     closeSync(errors.write);
     const { error } = await watchdog(5_000, 'a pipe whose read fails', drain(stream)).finally(() => stream.destroy());
     assert.equal((error as NodeJS.ErrnoException | undefined)?.code, 'EISDIR', String(error));
+  });
+
+  it('stalls with StallError when it is read and not one byte ever comes', async () => {
+    const { stream, dataWrite } = raw({ data: '', expectedSize: 11, digest: sha256('hello, blob'), bodyIdleTimeoutMs: 50, keepDataOpen: true });
+    const { error } = await watchdog(10_000, 'a silent data pipe', drain(stream)).finally(() => stream.destroy());
+    closeSync(dataWrite);
+    assert.ok(error instanceof StallError, String(error));
+    assert.equal(error.bytesReceived, 0);
+  });
+
+  it('keeps the first 64 reads of the error pipe only: a longer error is cut there (then not JSON), a 64-read one is whole', async () => {
+    // One piece per read: each is written after the loop has polled (and read) the one before.
+    const polled = async (): Promise<void> => {
+      for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setImmediate(resolve));
+    };
+    const errorOfReads = async (reads: number): Promise<unknown> => {
+      const data = pipe();
+      const errors = pipe();
+      const reply = new DualReply({}, data.read, errors.read, { failureWithin: () => Promise.resolve(undefined) });
+      const stream = new RawBlobStream(reply, { digest: sha256('hello, blob'), expectedSize: 11, bodyIdleTimeoutMs: 0 });
+      feed(data.write, 'hello, blob');
+      const pieces = ['{"message":"', ...Array.from({ length: reads - 2 }, () => 'x'), '"}'];
+      const reading = drain(stream);
+      for (const piece of pieces) {
+        writeSync(errors.write, piece);
+        await polled();
+      }
+      closeSync(errors.write);
+      return (await reading).error;
+    };
+    const whole = await errorOfReads(64);
+    assert.ok(whole instanceof RequestError, String(whole));
+    assert.equal(whole.serverMessage, 'x'.repeat(62));
+    const cut = await errorOfReads(65);
+    assert.ok(cut instanceof ProtocolError, String(cut));
+    assert.equal(cut.message, `GetRawBlob: the error pipe carried something that is not JSON: ${JSON.stringify('{"message":"' + 'x'.repeat(63))}`);
+  });
+
+  it('an error pipe whose read fails: the stream fails with that error (no uncaught error)', async () => {
+    // A FIFO never fails a read; a unix stream socket (an fd a misbehaving proxy could pass) does.
+    const data = pipe();
+    const errorRead = await resetSocket();
+    const reply = new DualReply({}, data.read, errorRead, { failureWithin: () => Promise.resolve(undefined) });
+    const stream = new RawBlobStream(reply, { digest: sha256('hello, blob'), expectedSize: 11, bodyIdleTimeoutMs: 0 });
+    feed(data.write, 'hello, blob');
+    const { error } = await watchdog(5_000, 'an error pipe whose read fails', drain(stream)).finally(() => stream.destroy());
+    assert.equal((error as NodeJS.ErrnoException | undefined)?.code, 'ECONNRESET', String(error));
   });
 
   it('an aborted signal destroys it with the reason', async () => {

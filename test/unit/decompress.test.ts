@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -132,6 +132,17 @@ describe('zstd', () => {
           }
         });
       }
+
+      it('yields no empty chunk: a frame of no bytes gives nothing', async () => {
+        const data = Buffer.concat([compress(Buffer.from('a')), compress(Buffer.alloc(0)), compress(Buffer.from('b'))]);
+        const chunks: Buffer[] = [];
+        for await (const chunk of decompressWith(chunked(data, [data.length]), decoder)) chunks.push(chunk);
+        assert.equal(Buffer.concat(chunks).toString(), 'ab');
+        assert.deepEqual(
+          chunks.map((chunk) => chunk.length).filter((length) => length === 0),
+          [],
+        );
+      });
 
       it('fails on a stream cut inside a frame', async () => {
         const data = Buffer.concat([compress(sampleText(100_000, 'x')), compress(sampleText(100_000, 'y'))]);
@@ -382,6 +393,30 @@ describe('decompressWith, the source', () => {
     }
     const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('decompress hangs')), 5000).unref());
     await assert.rejects(Promise.race([collect(decompressWith(source(), 'fzstd')), timeout]), /the blob stream broke/);
+  });
+
+  it('decodes a zstd frame streamed to node:zlib (over 64 KiB compressed) into chunks of 256 KiB', { skip: !NODE_HAS_ZSTD && `Node ${process.version} has no zstd in node:zlib` }, async () => {
+    const data = randomBytes(1024 * 1024); // incompressible: one frame of about 1 MiB, streamed
+    const frame = compress(data);
+    assert.ok(frame.length > 64 * 1024);
+    const sizes: number[] = [];
+    for await (const chunk of decompressWith(chunked(frame, [frame.length]), 'node:zlib')) sizes.push(chunk.length);
+    assert.equal(Math.max(...sizes), 256 * 1024);
+    assert.equal(sizes.reduce((a, b) => a + b), data.length);
+  });
+
+  it('node:zlib: a small frame comes out whole in one chunk (one synchronous call); one that decodes to over 1 MiB is streamed in chunks of 256 KiB', { skip: !NODE_HAS_ZSTD && `Node ${process.version} has no zstd in node:zlib` }, async () => {
+    const sizesOf = async (data: Buffer): Promise<number[]> => {
+      const frame = compress(data);
+      assert.ok(frame.length <= 64 * 1024, `a small frame: ${frame.length} bytes`);
+      const sizes: number[] = [];
+      for await (const chunk of decompressWith(chunked(frame, [frame.length]), 'node:zlib')) sizes.push(chunk.length);
+      return sizes;
+    };
+    assert.deepEqual(await sizesOf(Buffer.alloc(1024 * 1024, 'a')), [1024 * 1024]);
+    const large = await sizesOf(Buffer.alloc(3 * 1024 * 1024 + 5, 'b'));
+    assert.equal(Math.max(...large), 256 * 1024);
+    assert.equal(large.reduce((a, b) => a + b), 3 * 1024 * 1024 + 5);
   });
 
   it('gunzips into chunks of 256 KiB, whichever the zstd decoder', async () => {

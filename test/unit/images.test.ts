@@ -4,7 +4,8 @@
  * progress reporter.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { extractImage, InvalidArgumentError, pullImage, SpawnError, type ImageProgressEvent } from '../../src/index.js';
@@ -132,6 +133,29 @@ describe('extract state file', () => {
     for (const applied of [0, 2]) {
       writeFileSync(path, JSON.stringify({ ...state, applied }));
       assert.equal((await readState(path))?.applied, applied);
+    }
+  });
+
+  it('never writes through a name planted where its temporary file goes: a symlink there fails the write, its target untouched', async () => {
+    using dir = tempDir();
+    const path = join(dir.path, 'state.json');
+    const victim = join(dir.path, 'victim');
+    writeFileSync(victim, 'not yours');
+    // The temporary's name is random: fix it, so that the test can plant a symlink by that name first.
+    const crypto = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
+    const random = crypto.randomBytes;
+    crypto.randomBytes = ((size: number) => Buffer.alloc(size, 0xab)) as typeof crypto.randomBytes;
+    syncBuiltinESMExports();
+    try {
+      const temporary = `${path}.partial-${process.pid}-${'ab'.repeat(4)}`;
+      symlinkSync(victim, temporary);
+      const state = { version: 1 as const, diffIds: [], applied: 0, complete: false, checkpoint: { entries: 0, uncompressedBytes: 0, directories: [], skippedXattrs: [] } };
+      await assert.rejects(writeState(path, state), (error: unknown) => (error as NodeJS.ErrnoException).code === 'EEXIST');
+      assert.equal(readFileSync(victim, 'utf8'), 'not yours');
+      assert.equal(existsSync(path), false, 'no state file recorded');
+    } finally {
+      crypto.randomBytes = random;
+      syncBuiltinESMExports();
     }
   });
 

@@ -322,6 +322,21 @@ describe('OrderedApplier', () => {
     await assertNothingLeft();
   });
 
+  it('a spool file someone else removed (a tmp cleaner) is still applied from its open descriptor, and removing it after is no failure', LIMIT, async () => {
+    const layers = [randomBytes(10_000), randomBytes(150_000)];
+    const target = applier(0, 2);
+    await take(target, 1, Arrival.whole(layers[1]!));
+    const spooled = await spoolFiles();
+    assert.equal(spooled.length, 1);
+    await rm(join(spoolDir, spooled[0]!));
+    await take(target, 0, Arrival.whole(layers[0]!));
+    await target.finished;
+    assert.deepEqual(recorder.applied, [0, 1]);
+    assert.ok(recorder.bytes(1).equals(layers[1]!));
+    assert.deepEqual(failures, []);
+    await assertNothingLeft();
+  });
+
   it('starts at `start`, ends at `end`, and has nothing to do when start is not below end', LIMIT, async () => {
     for (const [start, end] of [
       [2, 2],

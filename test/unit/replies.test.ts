@@ -25,7 +25,52 @@ function watch(deadline: ReplyDeadline): Error[] {
   return expired;
 }
 
+/** The first expiry of a deadline, armed now. */
+function expiry(deadline: ReplyDeadline): Promise<Error> {
+  return new Promise((resolve) => deadline.arm(resolve));
+}
+
+/**
+ * Counts refresh() calls on the timers made while it is installed (the
+ * deadline's timer is private; a wait started over cannot be seen without
+ * timing it, and the tests time nothing).
+ */
+function countRefreshes(): { readonly count: number; restore(): void } {
+  const real = globalThis.setTimeout;
+  let count = 0;
+  globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
+    const handle = real(...args);
+    const refresh = handle.refresh.bind(handle);
+    handle.refresh = () => {
+      count++;
+      return refresh();
+    };
+    return handle;
+  }) as typeof setTimeout;
+  return {
+    get count() {
+      return count;
+    },
+    restore: () => void (globalThis.setTimeout = real),
+  };
+}
+
 describe('ReplyDeadline', () => {
+  it('refresh() starts an armed wait over, and does nothing before the request is sent', () => {
+    const refreshes = countRefreshes();
+    try {
+      const deadline = new ReplyDeadline('GetBlob', 60_000);
+      deadline.refresh(); // not armed: no timer to start over
+      assert.equal(refreshes.count, 0);
+      watch(deadline);
+      deadline.refresh();
+      assert.equal(refreshes.count, 1, "the armed timer's wait started over");
+      deadline.settle();
+    } finally {
+      refreshes.restore();
+    }
+  });
+
   it('expires once, with a RequestStallError naming the method, and not after settle()', async () => {
     const expiring = new ReplyDeadline('OpenImage', 20);
     const expired = watch(expiring);
@@ -124,6 +169,57 @@ describe('PipeReply', () => {
     assert.deepEqual(finisher.finishes.map((f) => f.pipeId), [7]);
   });
 
+  it('reads a body of any size up to 64 MiB by default (60 KB here)', async () => {
+    const { read, write } = pipe();
+    const body = Buffer.alloc(60_000, 'm');
+    writeSync(write, body);
+    closeSync(write);
+    const reply = new PipeReply({}, 2, read, owner(), 0);
+    assert.ok((await reply.readAll('the manifest')).equals(body));
+  });
+
+  it("FinishPipe's deadline names FinishPipe, and the body's progress starts it over", async () => {
+    const finisher = owner(() => new Promise(() => {}));
+    const { read, write } = pipe();
+    closeSync(write);
+    const reply = new PipeReply({}, 6, read, finisher, 1);
+    void reply.finish();
+    const expired = await expiry(finisher.finishes[0]!.deadline);
+    assert.ok(expired instanceof RequestStallError, String(expired));
+    assert.equal(expired.method, 'FinishPipe');
+    assert.equal(expired.message.includes('FinishPipe'), true, expired.message);
+    reply.release();
+
+    const refreshes = countRefreshes();
+    try {
+      const other = pipe();
+      closeSync(other.write);
+      const moving = new PipeReply({}, 8, other.read, finisher, 60_000);
+      void moving.finish();
+      watch(finisher.finishes[1]!.deadline);
+      moving.progress();
+      assert.equal(refreshes.count, 1, "FinishPipe's wait started over");
+      finisher.finishes[1]!.deadline.settle();
+      moving.release();
+    } finally {
+      refreshes.restore();
+    }
+  });
+
+  it('fails with the error the poll or read of the pipe gives, after the call (a socket whose peer left a packet unread)', async () => {
+    // The fd is valid when readAll starts: the error (the socket's ECONNRESET, which libuv's
+    // poll reports as EBADF) comes through the callback, not from the call.
+    const [ours, theirs] = native.socketPair();
+    writeSync(ours, 'unread');
+    closeSync(theirs);
+    const reply = new PipeReply({}, 1, ours, owner(), 0);
+    await assert.rejects(reply.readAll('the manifest'), (error: unknown) => {
+      assert.ok(!(error instanceof ProtocolError), String(error));
+      assert.ok(['EBADF', 'ECONNRESET'].includes((error as { code?: string }).code ?? ''), String(error));
+      return true;
+    });
+  });
+
   it('refuses a body over maxBytes with a ProtocolError naming it', async () => {
     const { read, write } = pipe();
     writeSync(write, Buffer.alloc(100));
@@ -187,6 +283,25 @@ describe('untilAborted', () => {
     assert.equal(getEventListeners(controller.signal, 'abort').length, 0, 'after a failure');
   });
 
+  it('an already aborted signal: rejects with its reason at once, and a later rejection of the promise is handled', async () => {
+    const reason = new Error('aborted before');
+    await assert.rejects(untilAborted(new Promise(() => {}), AbortSignal.abort(reason)), (error) => error === reason);
+    let rejectLater!: (error: Error) => void;
+    const failing = new Promise<never>((_resolve, reject) => (rejectLater = reject));
+    await assert.rejects(untilAborted(failing, AbortSignal.abort(reason)), (error) => error === reason);
+    let unhandled = false;
+    const onUnhandled = (): void => void (unhandled = true);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      rejectLater(new Error('the call failed after the abort'));
+      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(unhandled, false);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('rejects with the reason as soon as the signal aborts', async () => {
     const controller = new AbortController();
     const waiting = untilAborted(new Promise(() => {}), controller.signal);
@@ -234,6 +349,73 @@ describe('Transport', () => {
     const exited = new Error('exited');
     transport.fail(exited);
     await assert.rejects(request, (error) => error === exited);
+  });
+
+  it('a request sent after the peer closed with a packet unread reports the disconnect (ECONNRESET, not EPIPE) and waits for the owner', async () => {
+    const [ours, theirs] = native.socketPair();
+    const owner = transportOwner();
+    const transport = new Transport(ours, owner);
+    // In one turn, before the loop polls the socket (whose read would take the reset first): Shutdown
+    // goes out, the peer goes away without reading it (skopeo killed), and the next send meets the reset.
+    const shutdown = transport.sendOneWay('Shutdown');
+    closeSync(theirs);
+    const request = transport.request('CloseImage', [1], 'plain', { replyTimeoutMs: 0 });
+    await shutdown;
+    assert.equal((owner.disconnects[0] as { code?: string } | undefined)?.code, 'ECONNRESET');
+    const exited = new Error('exited');
+    transport.fail(exited);
+    await assert.rejects(request, (error) => error === exited);
+  });
+
+  it('a send that fails otherwise (EAGAIN: the peer reads nothing, its queue is full) fails that request alone, and is no disconnect', async () => {
+    const [ours, theirs] = native.socketPair();
+    const owner = transportOwner();
+    const transport = new Transport(ours, owner);
+    // 500 one-way packets of 30 KB: more than a socket buffer holds (wmem_default, 208 KiB here; up to 15 MB).
+    const method = 'M'.repeat(30_000);
+    const sends = Array.from({ length: 500 }, () => transport.sendOneWay(method));
+    const disconnects = [...owner.disconnects];
+    transport.fail(new Error('done'));
+    closeSync(theirs);
+    assert.deepEqual(disconnects, [], 'no disconnect reported');
+    const outcomes = await Promise.allSettled(sends);
+    const refused = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason as { code?: string }] : []));
+    assert.equal(outcomes[0]!.status, 'fulfilled');
+    assert.ok(refused.length > 0, 'the queue filled up');
+    assert.deepEqual([...new Set(refused.map((error) => error.code))], ['EAGAIN']);
+  });
+
+  it('Shutdown goes out with no arguments', async () => {
+    const [ours, theirs] = native.socketPair();
+    const transport = new Transport(ours, transportOwner());
+    let arrived!: (packet: string) => void;
+    const packet = new Promise<string>((resolve) => (arrived = resolve));
+    const peer = new native.Channel(theirs, (error, data) => {
+      if (!error && data) arrived(data.toString());
+    });
+    try {
+      await transport.sendOneWay('Shutdown');
+      assert.deepEqual(JSON.parse(await packet), { method: 'Shutdown', args: [] });
+    } finally {
+      transport.fail(new Error('done'));
+      peer.close();
+    }
+  });
+
+  it('a request with a signal leaves no listener on it once answered', async () => {
+    const [ours, theirs] = native.socketPair();
+    const transport = new Transport(ours, transportOwner());
+    const peer = new native.Channel(theirs, (error, data) => {
+      if (!error && data) peer.send(Buffer.from('{"success":true,"value":1,"pipeid":0}'));
+    });
+    const controller = new AbortController();
+    try {
+      assert.deepEqual(await transport.request('OpenImage', ['x'], 'plain', { replyTimeoutMs: 0, signal: controller.signal }), { kind: 'plain', value: 1 });
+      assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+    } finally {
+      transport.fail(new Error('done'));
+      peer.close();
+    }
   });
 
   it('a plain reply with a pipe id is a ProtocolError naming it, and the next request is answered', async () => {
