@@ -50,6 +50,19 @@ interface Answer {
   aborted: boolean;
 }
 
+/** A GET over a Unix socket: status and body. */
+function fetchUnix(socketPath: string, path: string): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /** One raw HTTP request; the path goes out exactly as given. */
 function fetchRaw(method: string, path: string, options: { port?: number; headers?: Record<string, string>; tls?: { ca: string } } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
@@ -365,7 +378,8 @@ describe('serve: headers, messages and the request log', () => {
   });
 
   it('a response larger than the socket takes is logged once it went out, with its size', async () => {
-    // A config of 3 MiB (skopeo takes up to 4), in the form Go writes it, so it is served from memory.
+    // A config of 3 MiB (skopeo takes up to 4), in the form Go writes it, so it is served from memory;
+    // through a Unix socket, whose buffers (about 200 KiB) cannot take it at once.
     const layout = dir('big-config');
     const layer = buildImage(layout, 'small', LAYERS.slice(2)).layers[0]!;
     const config = Buffer.from(JSON.stringify({ created: '2026-01-01T00:00:00Z', architecture: 'amd64', os: 'linux', config: { Labels: { big: 'x'.repeat(3 * 1024 * 1024) } }, rootfs: { type: 'layers', diff_ids: [layer.diffId] } }));
@@ -373,12 +387,19 @@ describe('serve: headers, messages and the request log', () => {
     const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length }, layers: [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size }] }));
     addToIndex(layout, { digest: writeBlob(layout, manifest), size: manifest.length }, 'v1');
     await using own = await createRegistryServer({ proxy, repositories: [{ name: 'big', source: `oci:${layout}` }], onRequest: (entry) => log.push(entry) });
-    const ownPort = (await own.listen(0)).port;
-    assert.equal((await fetchRaw('GET', '/v2/big/manifests/v1', { port: ownPort })).status, 200);
-    const from = log.length;
-    const got = await fetchRaw('GET', `/v2/big/blobs/${configDigest}`, { port: ownPort });
-    assert.equal(sha256(got.body), configDigest);
-    assert.equal((await logged(from, 'GET', `/v2/big/blobs/${configDigest}`)).bytes, config.length);
+    const socketPath = dir('big-config.sock');
+    const mounted = createHttpServer(own.handler);
+    await new Promise<void>((resolve) => mounted.listen(socketPath, resolve));
+    try {
+      assert.equal((await fetchUnix(socketPath, '/v2/big/manifests/v1')).status, 200);
+      const from = log.length;
+      const got = await fetchUnix(socketPath, `/v2/big/blobs/${configDigest}`);
+      assert.equal(sha256(got.body), configDigest);
+      assert.equal((await logged(from, 'GET', `/v2/big/blobs/${configDigest}`)).bytes, config.length);
+    } finally {
+      mounted.closeAllConnections();
+      await new Promise((resolve) => mounted.close(resolve));
+    }
   });
 
   it('every error names what is wrong, as JSON; HEAD gets the same status without a body', async () => {
@@ -429,15 +450,7 @@ describe('serve: headers, messages and the request log', () => {
     await new Promise<void>((resolve) => mounted.listen(socketPath, resolve));
     try {
       const from = log.length;
-      const status = await new Promise<number>((resolve, reject) => {
-        const req = request({ socketPath, path: '/v2/', agent: false }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        });
-        req.on('error', reject);
-        req.end();
-      });
-      assert.equal(status, 200);
+      assert.equal((await fetchUnix(socketPath, '/v2/')).status, 200);
       assert.equal((await logged(from, 'GET', '/v2/')).remoteAddress, '');
     } finally {
       mounted.closeAllConnections();
@@ -448,12 +461,11 @@ describe('serve: headers, messages and the request log', () => {
 
 describe('serve: listen, close and the images kept open', () => {
   it('listen refuses a port in use; close() lets a transfer under way finish, then closes every image but not a proxy it was given', async () => {
-    const own = await createRegistryServer({ proxy, repositories: [{ name: 'app', source: `oci:${dir('app')}` }] });
+    await using own = await createRegistryServer({ proxy, repositories: [{ name: 'app', source: `oci:${dir('app')}` }] });
     const ownPort = (await own.listen(0)).port;
     assert.equal(own.server.listenerCount('error'), 0, 'listen() leaves no error listener behind');
-    const second = await createRegistryServer({ proxy, repositories: [{ name: 'app', source: `oci:${dir('app')}` }] });
+    await using second = await createRegistryServer({ proxy, repositories: [{ name: 'app', source: `oci:${dir('app')}` }] });
     await assert.rejects(second.listen(ownPort), { code: 'EADDRINUSE' });
-    await second.close();
     assert.equal((await fetchRaw('GET', '/v2/app/manifests/v1', { port: ownPort })).status, 200);
     assert.equal(own.openImages, 1, 'the image stays open for idleClose (30 s by default)');
     const big = source.layers[1]!;

@@ -97,16 +97,9 @@ function untilClientGone(res: ServerResponse, step: Promise<IteratorResult<Buffe
     // The answer ends only after the last chunk: a close while waiting for one is the client's.
     const onClose = (): void => resolve(CLIENT_GONE);
     res.once('close', onClose);
-    step.then(
-      (value) => {
-        res.off('close', onClose);
-        resolve(value);
-      },
-      (error: unknown) => {
-        res.off('close', onClose);
-        reject(error instanceof Error ? error : new RegistryError(500, 'UNKNOWN', String(error)));
-      },
-    );
+    step
+      .finally(() => res.off('close', onClose))
+      .then(resolve, (error: unknown) => reject(error instanceof Error ? error : new RegistryError(500, 'UNKNOWN', String(error))));
   });
 }
 

@@ -145,23 +145,23 @@ export class RegistryServer {
     // node:http sets method and url on every request it hands a handler; a Unix socket has no remote address.
     const entry: RequestLogEntry = { time: new Date(), remoteAddress: req.socket.remoteAddress ?? '', method: req.method!, path: req.url!.split('?')[0]!, status: 0, bytes: 0, ms: 0 };
     const sent = { bytes: 0 };
+    const head = req.method === 'HEAD';
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
     try {
-      await this.#answer(req, res, entry, sent);
+      await this.#answer(req, res, head, entry, sent);
     } catch (error) {
-      if (!res.headersSent) sendError(res, error, 'manifest', req.method === 'HEAD');
+      if (!res.headersSent) sendError(res, error, 'manifest', head);
       else res.destroy();
     } finally {
       if (!res.writableFinished && !res.destroyed) await new Promise((resolve) => res.once('close', resolve));
       entry.status = res.headersSent ? res.statusCode : 0;
-      entry.bytes = sent.bytes || (res.writableFinished && req.method !== 'HEAD' ? Number(res.getHeader('Content-Length') ?? 0) : 0);
+      entry.bytes = sent.bytes || (res.writableFinished && !head ? Number(res.getHeader('Content-Length') ?? 0) : 0);
       entry.ms = performance.now() - started;
       this.#onRequest?.(entry);
     }
   }
 
-  async #answer(req: IncomingMessage, res: ServerResponse, entry: RequestLogEntry, sent: { bytes: number }): Promise<void> {
-    const head = req.method === 'HEAD';
+  async #answer(req: IncomingMessage, res: ServerResponse, head: boolean, entry: RequestLogEntry, sent: { bytes: number }): Promise<void> {
     const route = parseRoute(req.url!);
     if (this.#auth && !this.#auth.allows(req)) {
       res.setHeader('WWW-Authenticate', `Basic realm="${REALM}"`);

@@ -12,7 +12,7 @@ const responder = (name, find, replace, only) => ({ name: `blob-responder:${name
 const LOG = '/v2/ is \\{\\}';
 const ERRORS = 'every error names';
 const CLOSE = 'port in use';
-const HEAD_BYTES = "sent.bytes || (res.writableFinished && req.method !== 'HEAD' ? ";
+const HEAD_BYTES = 'sent.bytes || (res.writableFinished && !head ? ';
 const IN_MEMORY = "if (head || blob.bytes) {";
 const OUTCOME = "if (outcome && outcome !== 'complete') entry.outcome = outcome;";
 const PAGE = 'return Number.isSafeInteger(n) && n >= 0 ? after.slice(0, n) : after;';
@@ -36,9 +36,10 @@ export const MUTANTS = [
   server('156:11 the log written before the answer went out', 'if (!res.writableFinished && !res.destroyed) await', 'if (false) await', 'larger than the socket'),
   server('156:11 waits only for a finished answer', 'if (!res.writableFinished && !res.destroyed) await', 'if (res.writableFinished && !res.destroyed) await', 'larger than the socket'),
   server('158:36 HEAD logs Content-Length as bytes', HEAD_BYTES, 'sent.bytes || (true ? ', LOG),
-  server('158:36 finished || not HEAD', HEAD_BYTES, "sent.bytes || (res.writableFinished || req.method !== 'HEAD' ? ", LOG),
+  server('158:36 finished || not HEAD', HEAD_BYTES, 'sent.bytes || (res.writableFinished || !head ? ', LOG),
   server('158:60 not-HEAD forced true', HEAD_BYTES, 'sent.bytes || (res.writableFinished && true ? ', LOG),
-  server('158:75 HEAD emptied', HEAD_BYTES, 'sent.bytes || (res.writableFinished && req.method !== "" ? ', LOG),
+  server('158:75 (restated: head computed once in #handle) HEAD emptied', "const head = req.method === 'HEAD';", 'const head = req.method === "";', LOG),
+  server('153:63 (restated: head computed once in #handle) head always false', "const head = req.method === 'HEAD';", 'const head = false;', LOG),
   server('159:18 ms as now + started', 'entry.ms = performance.now() - started;', 'entry.ms = performance.now() + started;', LOG),
   server('248:11 outcome logged when complete', OUTCOME, 'if (true) entry.outcome = outcome;', LOG),
   server('248:11 outcome || not complete', OUTCOME, "if (outcome || outcome !== 'complete') entry.outcome = outcome;", LOG),
@@ -59,7 +60,7 @@ export const MUTANTS = [
   server('211:41 tag message emptied', '`no tag ${reference.tag}`', '``', ERRORS),
   server('211:69 digest message emptied', '`no manifest ${reference.digest} served yet (this source opens images by tag: fetch one first)`', '``', ERRORS),
   server('212:56 manifest message emptied', '`${name}: ${what}`', '``', ERRORS),
-  server('216:36 (no coverage) every digest served converted', "if ('digest' in reference && image.manifest.digest !== reference.digest) {", "if ('digest' in reference && true) {", ERRORS),
+  server('216:36 (no coverage) every digest served converted', "if ('digest' in reference && image.manifest.digest !== reference.digest) {", "if ('digest' in reference && true) {", 'manifests by tag and by digest'),
   server('216:36 (no coverage) === instead of !==', "if ('digest' in reference && image.manifest.digest !== reference.digest) {", "if ('digest' in reference && image.manifest.digest === reference.digest) {", ERRORS),
   server('216:80 (no coverage) a converted manifest served by its source digest', "      throw new RegistryError(404, 'MANIFEST_UNKNOWN', `${name}@${reference.digest} is served converted, as ${image.manifest.digest}`);\n", '', ERRORS),
   server('217:58 (no coverage) converted message emptied', '`${name}@${reference.digest} is served converted, as ${image.manifest.digest}`', '``', ERRORS),
@@ -106,4 +107,13 @@ export const MUTANTS = [
   { ...cache('241:31 size known forced true', PROBE, 'if (head.length >= 4 && true) break;', 'local store'), release: 'oldest' },
   { ...cache('241:31 === UNKNOWN_SIZE', PROBE, 'if (head.length >= 4 && descriptor.size === UNKNOWN_SIZE) break;', 'local store'), release: 'oldest' },
   { ...cache('246:24 the counted size never used', 'descriptor: descriptor.size === UNKNOWN_SIZE ?', 'descriptor: false ?', 'local store'), release: 'oldest' },
+  // blob-responder.ts: headers, counting, backpressure, a failure or a client gone mid-blob
+  responder('50:23 Content-Type emptied', "'Content-Type': 'application/octet-stream',", "'Content-Type': '',", 'many small chunks'),
+  responder('64:9 sent counts down', '        sent.bytes += held.length;\n        // Wait', '        sent.bytes -= held.length;\n        // Wait', 'many small chunks'),
+  responder('80:13 the last chunk counted down', 'if (held) sent.bytes += held.length;', 'if (held) sent.bytes -= held.length;', 'many small chunks'),
+  responder('66:13 a wait for drain after every write', '!res.write(held) && res.writableLength >= MAX_QUEUED_BYTES && !(await drained(res, clientIdleTimeoutMs))', '(!res.write(held) && res.writableLength >= MAX_QUEUED_BYTES) || !(await drained(res, clientIdleTimeoutMs))', 'many small chunks'),
+  responder('73:9 a failure after the status rethrown', 'if (!res.headersSent) {\n      stream.destroy();', 'if (true) {\n      stream.destroy();', 'fails after the first bytes'),
+  responder('95:7 a response already closed not noticed', 'if (res.destroyed) return Promise.resolve(CLIENT_GONE);', 'if (false) return Promise.resolve(CLIENT_GONE);', 'gone before the blob opened'),
+  responder('103:17 (restated: one off() after the step settles) a close listener left per chunk', ".finally(() => res.off('close', onClose))", ".finally(() => res.off('', onClose))", 'many small chunks'),
+  responder('120:15 a close listener left per wait for drain', "res.off('close', onClose);\n      resolve(ok);", "res.off('', onClose);\n      resolve(ok);", 'does not read'),
 ];
