@@ -21,6 +21,7 @@ import { after, before, describe, it } from 'node:test';
 import { createRegistryServer, formatRequestLog, ImageProxy, pullImage, type RegistryServer, type RequestLogEntry } from '../src/index.js';
 import { ImageCache, type ServedImage } from '../src/serve/image-cache.js';
 import { baseConfig, SKOPEO, tempDir } from './support/env.js';
+import { tar } from './support/tar.js';
 import { addToIndex, buildImage, noise, sha256, writeBlob, type BuiltImage, type LayerSpec } from './support/oci-layout.js';
 import { RELEASE, SKOPEO_RELEASE } from './support/skopeo-release.js';
 import { makeCertificates, run, skopeoAsync, startRegistry, type TestRegistry } from './support/registry.js';
@@ -400,6 +401,26 @@ describe('serve: headers, messages and the request log', () => {
       mounted.closeAllConnections();
       await new Promise((resolve) => mounted.close(resolve));
     }
+  });
+
+  it("a config the proxy re-serialises (a docker-archive: written by hand) is served from memory, under the digest of the bytes served", async () => {
+    // Keys in another order than Go writes them: GetFullConfig's bytes differ from the archive's config.json.
+    const layer = tar([{ type: 'file', name: 'hand.txt', content: 'written by hand\n' }]);
+    const config = Buffer.from(JSON.stringify({ rootfs: { diff_ids: [sha256(layer)], type: 'layers' }, os: 'linux', architecture: 'amd64' }));
+    const archive = dir('hand.tar');
+    writeFileSync(archive, tar([
+      { type: 'file', name: 'manifest.json', content: JSON.stringify([{ Config: 'config.json', RepoTags: ['hand:v1'], Layers: ['layer.tar'] }]) },
+      { type: 'file', name: 'config.json', content: config },
+      { type: 'file', name: 'layer.tar', content: layer },
+    ]));
+    await using own = await createRegistryServer({ proxy, repositories: [{ name: 'hand', source: `docker-archive:${archive}` }] });
+    const ownPort = (await own.listen(0)).port;
+    const manifest = JSON.parse((await fetchRaw('GET', '/v2/hand/manifests/latest', { port: ownPort })).body.toString()) as Manifest;
+    assert.notEqual(manifest.config.digest, sha256(config), 'the config served is not the archive\'s bytes');
+    const got = await fetchRaw('GET', `/v2/hand/blobs/${manifest.config.digest}`, { port: ownPort });
+    assert.equal(got.status, 200, got.body.toString());
+    assert.equal(sha256(got.body), manifest.config.digest);
+    assert.deepEqual((JSON.parse(got.body.toString()) as Config).rootfs.diff_ids, [sha256(layer)]);
   });
 
   it('every error names what is wrong, as JSON; HEAD gets the same status without a body', async () => {

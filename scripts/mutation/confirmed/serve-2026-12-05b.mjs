@@ -99,14 +99,17 @@ export const MUTANTS = [
   cache('159:25 a failed resolution kept', `image.catch(() => {\n        ${FORGET}\n      });`, 'image.catch(() => {});', TTL),
   cache('160:13 a failed resolution never forgotten', FORGET, 'if (false) this.#byReference.delete(reference);', TTL),
   cache('160:13 !== instead of ===', FORGET, 'if (this.#byReference.get(reference)?.image !== image) this.#byReference.delete(reference);', TTL),
+  cache('213:104 a re-serialised config not served from memory', '...(servable.configBytes && { bytes: servable.configBytes })', '...(servable.configBytes && {})', 'written by hand'),
+  server('231:9 (GET) a config never answered from memory', "    if (head || blob.bytes) {\n      res.writeHead(", "    if (head) {\n      res.writeHead(", 'written by hand'),
   cache('188:9 a repository forgets what it served before', 'if (!known) this.#repositories.set', 'if (true) this.#repositories.set', 'keeps serving the blobs'),
   cache('198:18 a known source manifest probed again', "      if (again) {\n        await image.close();\n        return again;\n      }", '      if (again) {}', TTL),
-  // image-cache.ts: probeLayer on protocol 0.2.3, where containers-storage: gives no layer sizes (skopeo 1.9.3; the podman test runs as root)
-  { ...cache('240:7 the counted size negative', 'size += chunk.length;', 'size -= chunk.length;', 'local store'), release: 'oldest' },
-  { ...cache('241:11 head || size known', PROBE, 'if (head.length >= 4 || descriptor.size !== UNKNOWN_SIZE) break;', 'local store'), release: 'oldest' },
-  { ...cache('241:31 size known forced true', PROBE, 'if (head.length >= 4 && true) break;', 'local store'), release: 'oldest' },
-  { ...cache('241:31 === UNKNOWN_SIZE', PROBE, 'if (head.length >= 4 && descriptor.size === UNKNOWN_SIZE) break;', 'local store'), release: 'oldest' },
-  { ...cache('246:24 the counted size never used', 'descriptor: descriptor.size === UNKNOWN_SIZE ?', 'descriptor: false ?', 'local store'), release: 'oldest' },
+  // image-cache.ts: probeLayer on protocol 0.2.3, where containers-storage: gives no layer sizes (skopeo 1.9.3; the podman tests run as
+  // root, the second on the store the first pulled into: 'podman' runs both)
+  { ...cache('240:7 the counted size negative', 'size += chunk.length;', 'size -= chunk.length;', 'podman'), release: 'oldest' },
+  { ...cache('241:11 head || size known', PROBE, 'if (head.length >= 4 || descriptor.size !== UNKNOWN_SIZE) break;', 'podman'), release: 'oldest' },
+  { ...cache('241:31 size known forced true', PROBE, 'if (head.length >= 4 && true) break;', 'podman'), release: 'oldest' },
+  { ...cache('241:31 === UNKNOWN_SIZE', PROBE, 'if (head.length >= 4 && descriptor.size === UNKNOWN_SIZE) break;', 'podman'), release: 'oldest' },
+  { ...cache('246:24 the counted size never used', 'descriptor: descriptor.size === UNKNOWN_SIZE ?', 'descriptor: false ?', 'podman'), release: 'oldest' },
   // blob-responder.ts: headers, counting, backpressure, a failure or a client gone mid-blob
   responder('50:23 Content-Type emptied', "'Content-Type': 'application/octet-stream',", "'Content-Type': '',", 'many small chunks'),
   responder('64:9 sent counts down', '        sent.bytes += held.length;\n        // Wait', '        sent.bytes -= held.length;\n        // Wait', 'many small chunks'),
