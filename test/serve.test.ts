@@ -579,6 +579,43 @@ describe('serve: the image cache, with the real proxy', () => {
     }
   });
 
+  it('a resolution that fails after a newer one replaced it leaves the newer one in place', async () => {
+    const layout = dir('race');
+    buildImage(layout, 'v1', tiny('race\n'));
+    let clock = 0;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let first = true;
+    // The real proxy, its first OpenImage held until the test lets it go.
+    const gated = new Proxy(proxy, {
+      get(target, key) {
+        const value: unknown = Reflect.get(target, key, target);
+        if (typeof value !== 'function') return value;
+        return async (...args: unknown[]): Promise<unknown> => {
+          if (key === 'openImage' && first) {
+            first = false;
+            await held;
+          }
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const cache = new ImageCache(gated, { idleCloseMs: 30_000, tagTtlMs: 100, now: () => clock });
+    const reference = `oci:${layout}:v1`;
+    const resolve = (): Promise<ServedImage> => cache.resolve('race', reference, () => reference);
+    try {
+      const stale = resolve();
+      clock = 100;
+      const fresh = await resolve();
+      rmSync(join(layout, 'index.json')); // the held resolution now fails
+      release();
+      await assert.rejects(stale);
+      assert.equal(await resolve(), fresh, 'the newer resolution is still the one served');
+    } finally {
+      await cache.close();
+    }
+  });
+
   it('an image in use stays open, however often one of its users releases it; unused, it closes after idleClose', async () => {
     const layout = dir('users');
     buildImage(layout, 'v1', tiny('used\n'));

@@ -101,6 +101,7 @@ export const MUTANTS = [
   cache('160:13 !== instead of ===', FORGET, 'if (this.#byReference.get(reference)?.image !== image) this.#byReference.delete(reference);', TTL),
   cache('213:104 a re-serialised config not served from memory', '...(servable.configBytes && { bytes: servable.configBytes })', '...(servable.configBytes && {})', 'written by hand'),
   server('231:9 (GET) a config never answered from memory', "    if (head || blob.bytes) {\n      res.writeHead(", "    if (head) {\n      res.writeHead(", 'written by hand'),
+  cache('160:13 a failed resolution drops a newer one', FORGET, 'if (true) this.#byReference.delete(reference);', 'newer one replaced it'),
   cache('188:9 a repository forgets what it served before', 'if (!known) this.#repositories.set', 'if (true) this.#repositories.set', 'keeps serving the blobs'),
   cache('198:18 a known source manifest probed again', "      if (again) {\n        await image.close();\n        return again;\n      }", '      if (again) {}', TTL),
   // image-cache.ts: probeLayer on protocol 0.2.3, where containers-storage: gives no layer sizes (skopeo 1.9.3; the podman tests run as
