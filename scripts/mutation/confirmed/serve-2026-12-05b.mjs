@@ -30,6 +30,7 @@ export const MUTANTS = [
   server('130:46 close() does not wait for transfers under way', 'await Promise.race([Promise.allSettled([...this.#inFlight]), timeout]);', 'await Promise.race([Promise.allSettled([]), timeout]);', CLOSE),
   server('135:11 a spawned proxy left running', 'if (this.#ownsProxy) await this.proxy.close();', 'if (false) await this.proxy.close();', 'spawned'),
   server('284:36 a spawned proxy not owned', 'return new RegistryServer(proxy, true, options, checked);', 'return new RegistryServer(proxy, false, options, checked);', 'spawned'),
+  { name: 'server:280:87 (no coverage) the options message emptied', file: 'src/serve/server.ts', find: "'createRegistryServer: options are required ({ proxy, repositories })'", replace: '""', test: 'unit/serve', only: 'option checks' },
   { name: 'server:283:40 the proxy config replaced by {}', file: 'src/serve/server.ts', find: 'ImageProxy.spawn(options.proxy ?? {})', replace: 'ImageProxy.spawn(options.proxy && {})', test: 'unit/serve', only: 'accepts the smallest limits' },
   // server.ts: the request log
   server("147:99 no remote address logged as text", "remoteAddress: req.socket.remoteAddress ?? ''", 'remoteAddress: req.socket.remoteAddress ?? "Stryker was here!"', 'Unix socket'),
@@ -107,6 +108,7 @@ export const MUTANTS = [
   // image-cache.ts: probeLayer on protocol 0.2.3, where containers-storage: gives no layer sizes (skopeo 1.9.3; the podman tests run as
   // root, the second on the store the first pulled into: 'podman' runs both)
   { ...cache('240:7 the counted size negative', 'size += chunk.length;', 'size -= chunk.length;', 'podman'), release: 'oldest' },
+  { ...cache('241:11 the break taken on every first chunk', PROBE, 'if (true) break;', 'podman'), release: 'oldest' },
   { ...cache('241:11 head || size known', PROBE, 'if (head.length >= 4 || descriptor.size !== UNKNOWN_SIZE) break;', 'podman'), release: 'oldest' },
   { ...cache('241:31 size known forced true', PROBE, 'if (head.length >= 4 && true) break;', 'podman'), release: 'oldest' },
   { ...cache('241:31 === UNKNOWN_SIZE', PROBE, 'if (head.length >= 4 && descriptor.size === UNKNOWN_SIZE) break;', 'podman'), release: 'oldest' },
