@@ -8,9 +8,9 @@
  * every source mapped serves the whole file.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { createServer as createHttpServer, request, type IncomingHttpHeaders } from 'node:http';
@@ -507,6 +507,53 @@ describe('serve: listen, close and the images kept open', () => {
     assert.equal(sha256(body.bytes), big.digest);
     assert.equal(own.openImages, 0, 'close() closed the image');
     assert.ok(proxy.running, 'a proxy given to the server is left running');
+  });
+
+  it("close() waits for a request's handler to end (its log line) before it closes the images and resolves", async () => {
+    // A tags/list whose index.json is a FIFO: its handler waits in readFile until the test writes it.
+    const layout = dir('fifo');
+    mkdirSync(layout);
+    const index = join(layout, 'index.json');
+    execFileSync('mkfifo', [index]);
+    const entries: RequestLogEntry[] = [];
+    await using own = await createRegistryServer({ proxy, repositories: [{ name: 'fifo', source: `oci:${layout}` }], onRequest: (entry) => entries.push(entry) });
+    const ownPort = (await own.listen(0)).port;
+    const cut = new Promise<void>((resolve) => {
+      const req = request({ host: '127.0.0.1', port: ownPort, path: '/v2/fifo/tags/list', agent: false }, (res) => res.resume());
+      req.on('error', () => resolve());
+      req.on('close', () => resolve());
+      req.end();
+    });
+    // The handler has opened the FIFO to read once a writer can open it without waiting.
+    let writer: number | undefined;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      writer ??= openSync(index, constants.O_RDWR); // never waits on Linux: lets a reader's open through
+      writeSync(writer, JSON.stringify({ schemaVersion: 2, manifests: [] }));
+      closeSync(writer);
+    };
+    try {
+      await eventually(() => {
+        try {
+          writer = openSync(index, constants.O_WRONLY | constants.O_NONBLOCK);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'the handler to read index.json');
+      let closed = false;
+      const closing = own.close({ timeoutMs: 0 }).then(() => (closed = true));
+      // The connection is cut at once (timeoutMs 0); close() itself waits for the handler, still reading.
+      await cut;
+      assert.equal(closed, false, 'close() resolved while a handler was still under way');
+      release();
+      await closing;
+    } finally {
+      release(); // a handler left waiting on the FIFO would hold a libuv thread for good
+    }
+    assert.deepEqual(entries.map((entry) => entry.path), ['/v2/fifo/tags/list'], 'the handler ended, and logged, before close() resolved');
   });
 
   it('close() closes a proxy the server spawned', async () => {

@@ -28,6 +28,7 @@ export const MUTANTS = [
   server('107:24 listen() has no error listener', "this.server.once('error', reject);", "this.server.once('', reject);", CLOSE),
   server('109:25 listen() leaves its error listener', "this.server.off('error', reject);", "this.server.off('', reject);", CLOSE),
   server('130:46 close() does not wait for transfers under way', 'await Promise.race([Promise.allSettled([...this.#inFlight]), timeout]);', 'await Promise.race([Promise.allSettled([]), timeout]);', CLOSE),
+  server('132:32 close() does not wait for the handlers it cut', 'await Promise.allSettled([...this.#inFlight]);\n      await this.#cache.close();', 'await Promise.allSettled([]);\n      await this.#cache.close();', "waits for a request's handler"),
   server('135:11 a spawned proxy left running', 'if (this.#ownsProxy) await this.proxy.close();', 'if (false) await this.proxy.close();', 'spawned'),
   server('284:36 a spawned proxy not owned', 'return new RegistryServer(proxy, true, options, checked);', 'return new RegistryServer(proxy, false, options, checked);', 'spawned'),
   { name: 'server:280:87 (no coverage) the options message emptied', file: 'src/serve/server.ts', find: "'createRegistryServer: options are required ({ proxy, repositories })'", replace: '""', test: 'unit/serve', only: 'option checks' },
