@@ -663,6 +663,34 @@ describe('serve: the image cache, with the real proxy', () => {
     }
   });
 
+  it('two source manifests served as the same manifest (a v2s2 manifest and the same one reformatted) are one image, closed with the cache', async () => {
+    const raw = await registry.rawManifest('ns/v2s2:v1');
+    const reformatted = Buffer.from(JSON.stringify(JSON.parse(raw.toString()), null, 2));
+    const [host, registryPort] = registry.host.split(':');
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request({ host, port: Number(registryPort), method: 'PUT', path: '/v2/ns/v2s2/manifests/reformatted', headers: { 'Content-Type': 'application/vnd.docker.distribution.manifest.v2+json' }, agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end(reformatted);
+    });
+    assert.equal(status, 201);
+    const cache = new ImageCache(proxy, { idleCloseMs: 30_000, tagTtlMs: 0 });
+    try {
+      const reference = (tag: string): string => `docker://${registry.host}/ns/v2s2:${tag}`;
+      const first = await cache.resolve('mirror/ns/v2s2', reference('v1'), reference);
+      const second = await cache.resolve('mirror/ns/v2s2', reference('reformatted'), reference);
+      assert.notEqual(sha256(reformatted), sha256(raw), 'two source manifests');
+      assert.equal(second, first, 'served as one manifest: one image');
+      assert.equal(cache.openImages, 1);
+      await cache.close();
+      assert.equal(first.open, false, 'closed with the cache');
+    } finally {
+      await cache.close();
+    }
+  });
+
   it('an image in use stays open, however often one of its users releases it; unused, it closes after idleClose', async () => {
     const layout = dir('users');
     buildImage(layout, 'v1', tiny('used\n'));

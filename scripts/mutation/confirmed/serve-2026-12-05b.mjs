@@ -106,6 +106,7 @@ export const MUTANTS = [
   cache('160:13 a failed resolution drops a newer one', FORGET, 'if (true) this.#byReference.delete(reference);', 'newer one replaced it'),
   cache('188:9 a repository forgets what it served before', 'if (!known) this.#repositories.set', 'if (true) this.#repositories.set', 'keeps serving the blobs'),
   cache('198:18 a known source manifest probed again', "      if (again) {\n        await image.close();\n        return again;\n      }", '      if (again) {}', TTL),
+  cache('207:18 a manifest already served from another source manifest served again as a new image', "      if (known) {\n        await image.close();\n        return known;\n      }", '      if (known) {}', 'reformatted'),
   // image-cache.ts: probeLayer on protocol 0.2.3, where containers-storage: gives no layer sizes (skopeo 1.9.3; the podman tests run as
   // root, the second on the store the first pulled into: 'podman' runs both)
   { ...cache('240:7 the counted size negative', 'size += chunk.length;', 'size -= chunk.length;', 'podman'), release: 'oldest' },
