@@ -23,7 +23,7 @@ const SLOW = new Set(['real-images']);
 const ORDER = [
   'unit/cli-options', 'unit/errors', 'unit/policy', 'unit/progress', // 0.3
   'unit/config', 'unit/protocol', 'unit/blob-requests', 'unit/images', 'unit/serve', 'unit/skopeo-messages', 'unit/storage', // 0.4
-  'unit/extract-paths', 'unit/extract', 'unit/ordered-apply', 'unit/retry', // 0.5 to 1
+  'unit/extract-paths', 'unit/extract', 'unit/ordered-apply', 'unit/retry', 'unit/blob-responder', // 0.5 to 1 (blob-responder: 1 to 2)
   'unit/oci-layout', 'unit/fuzz', 'unit/replies', 'unit/gnu-tar', 'unit/decompress', 'unit/tar-reader', // 2 to 5
   'unit/blob-pipe', 'unit/blob-streams', // 6 to 7
   'versions', 'zstd', // 1 to 2

@@ -8,18 +8,21 @@
  * every source mapped serves the whole file.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { request, type IncomingHttpHeaders } from 'node:http';
+import { createServer as createHttpServer, request, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { createRegistryServer, formatRequestLog, ImageProxy, pullImage, type RegistryServer, type RequestLogEntry } from '../src/index.js';
+import { ImageCache, type ServedImage } from '../src/serve/image-cache.js';
 import { baseConfig, SKOPEO, tempDir } from './support/env.js';
-import { buildImage, noise, sha256, type BuiltImage, type LayerSpec } from './support/oci-layout.js';
+import { tar } from './support/tar.js';
+import { addToIndex, buildImage, noise, sha256, writeBlob, type BuiltImage, type LayerSpec } from './support/oci-layout.js';
 import { RELEASE, SKOPEO_RELEASE } from './support/skopeo-release.js';
 import { makeCertificates, run, skopeoAsync, startRegistry, type TestRegistry } from './support/registry.js';
 
@@ -46,6 +49,19 @@ interface Answer {
   body: Buffer;
   /** The connection ended before Content-Length bytes (or with an error). */
   aborted: boolean;
+}
+
+/** A GET over a Unix socket: status and body. */
+function fetchUnix(socketPath: string, path: string): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** One raw HTTP request; the path goes out exactly as given. */
@@ -320,6 +336,383 @@ describe('serve: the distribution API', () => {
   });
 });
 
+/** The newest log entry for METHOD PATH after index `from`, once the server has written it. */
+async function logged(from: number, method: string, path: string): Promise<RequestLogEntry> {
+  const find = (): RequestLogEntry | undefined => log.slice(from).reverse().find((entry) => entry.method === method && entry.path === path);
+  await eventually(() => find() !== undefined, `the log entry of ${method} ${path}`);
+  return find()!;
+}
+
+/** The one error of an error body, without its (always null) detail. */
+function errorOf(answer: Answer): { code: string; message: string } {
+  const { code, message, ...rest } = (JSON.parse(answer.body.toString()) as { errors: Array<{ code: string; message: string; detail: unknown }> }).errors[0]!;
+  assert.deepEqual(rest, { detail: null });
+  return { code, message };
+}
+
+describe('serve: headers, messages and the request log', () => {
+  it('/v2/ is {} as JSON; blobs are octet-streams; the log counts body bytes (none for HEAD) and the time taken', async () => {
+    const base = await fetchRaw('GET', '/v2/');
+    assert.deepEqual([base.body.toString(), base.headers['content-type'], base.headers['content-length']], ['{}', 'application/json', '2']);
+    await served('app', 'v1');
+    const big = source.layers[1]!;
+    const from = log.length;
+    const started = performance.now();
+    const streamed = await fetchRaw('GET', `/v2/app/blobs/${big.digest}`);
+    const entry = await logged(from, 'GET', `/v2/app/blobs/${big.digest}`);
+    const elapsed = performance.now() - started;
+    assert.equal(streamed.headers['content-type'], 'application/octet-stream');
+    assert.equal(sha256(streamed.body), big.digest);
+    assert.deepEqual([entry.status, entry.bytes, entry.outcome], [200, big.size, undefined], 'a whole blob: its size, no outcome');
+    assert.ok(entry.ms >= 0 && entry.ms <= elapsed, `${entry.ms} ms logged, ${elapsed} ms around it`);
+    const config = await fetchRaw('GET', `/v2/app/blobs/${source.configDigest}`);
+    assert.equal(config.headers['content-type'], 'application/octet-stream');
+    for (const path of ['/v2/', '/v2/app/manifests/v1', `/v2/app/blobs/${big.digest}`, `/v2/app/blobs/${source.configDigest}`, '/v2/nope/manifests/v1']) {
+      const at = log.length;
+      const head = await fetchRaw('HEAD', path);
+      assert.equal(head.body.length, 0, path);
+      const headEntry = await logged(at, 'HEAD', path);
+      assert.equal(headEntry.bytes, 0, `HEAD ${path} sends no body`);
+      assert.equal(headEntry.status, head.status, path);
+    }
+    assert.equal((await fetchRaw('HEAD', `/v2/app/blobs/${big.digest}`)).headers['content-type'], 'application/octet-stream');
+  });
+
+  it('a response larger than the socket takes is logged once it went out, with its size', async () => {
+    // A config of 3 MiB (skopeo takes up to 4), in the form Go writes it, so it is served from memory;
+    // through a Unix socket, whose buffers (about 200 KiB) cannot take it at once.
+    const layout = dir('big-config');
+    const layer = buildImage(layout, 'small', LAYERS.slice(2)).layers[0]!;
+    const config = Buffer.from(JSON.stringify({ created: '2026-01-01T00:00:00Z', architecture: 'amd64', os: 'linux', config: { Labels: { big: 'x'.repeat(3 * 1024 * 1024) } }, rootfs: { type: 'layers', diff_ids: [layer.diffId] } }));
+    const configDigest = writeBlob(layout, config);
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length }, layers: [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size }] }));
+    addToIndex(layout, { digest: writeBlob(layout, manifest), size: manifest.length }, 'v1');
+    await using own = await createRegistryServer({ proxy, repositories: [{ name: 'big', source: `oci:${layout}` }], onRequest: (entry) => log.push(entry) });
+    const socketPath = dir('big-config.sock');
+    const mounted = createHttpServer(own.handler);
+    await new Promise<void>((resolve) => mounted.listen(socketPath, resolve));
+    try {
+      assert.equal((await fetchUnix(socketPath, '/v2/big/manifests/v1')).status, 200);
+      const from = log.length;
+      const got = await fetchUnix(socketPath, `/v2/big/blobs/${configDigest}`);
+      assert.equal(sha256(got.body), configDigest);
+      assert.equal((await logged(from, 'GET', `/v2/big/blobs/${configDigest}`)).bytes, config.length);
+    } finally {
+      mounted.closeAllConnections();
+      await new Promise((resolve) => mounted.close(resolve));
+    }
+  });
+
+  it("a config the proxy re-serialises (a docker-archive: written by hand) is served from memory, under the digest of the bytes served", async () => {
+    // Keys in another order than Go writes them: GetFullConfig's bytes differ from the archive's config.json.
+    const layer = tar([{ type: 'file', name: 'hand.txt', content: 'written by hand\n' }]);
+    const config = Buffer.from(JSON.stringify({ rootfs: { diff_ids: [sha256(layer)], type: 'layers' }, os: 'linux', architecture: 'amd64' }));
+    const archive = dir('hand.tar');
+    writeFileSync(archive, tar([
+      { type: 'file', name: 'manifest.json', content: JSON.stringify([{ Config: 'config.json', RepoTags: ['hand:v1'], Layers: ['layer.tar'] }]) },
+      { type: 'file', name: 'config.json', content: config },
+      { type: 'file', name: 'layer.tar', content: layer },
+    ]));
+    await using own = await createRegistryServer({ proxy, repositories: [{ name: 'hand', source: `docker-archive:${archive}` }] });
+    const ownPort = (await own.listen(0)).port;
+    const manifest = JSON.parse((await fetchRaw('GET', '/v2/hand/manifests/latest', { port: ownPort })).body.toString()) as Manifest;
+    assert.notEqual(manifest.config.digest, sha256(config), 'the config served is not the archive\'s bytes');
+    const got = await fetchRaw('GET', `/v2/hand/blobs/${manifest.config.digest}`, { port: ownPort });
+    assert.equal(got.status, 200, got.body.toString());
+    assert.equal(sha256(got.body), manifest.config.digest);
+    assert.deepEqual((JSON.parse(got.body.toString()) as Config).rootfs.diff_ids, [sha256(layer)]);
+  });
+
+  it('every error names what is wrong, as JSON; HEAD gets the same status without a body', async () => {
+    const zero = `sha256:${'0'.repeat(64)}`;
+    const v2s2 = sha256(await registry.rawManifest('ns/v2s2:v1'));
+    const converted = (await served('mirror/ns/v2s2', 'v1')).digest;
+    const cases: Array<[string, string, number, string, string]> = [
+      ['GET', '/v2/nope/manifests/v1', 404, 'NAME_UNKNOWN', 'no repository nope is served here'],
+      ['GET', '/v2/nope/blobs/' + zero, 404, 'NAME_UNKNOWN', 'no repository nope is served here'],
+      ['GET', '/v2/archive/manifests/v1', 404, 'MANIFEST_UNKNOWN', 'archive: no tag v1'],
+      ['GET', `/v2/app/manifests/${zero}`, 404, 'MANIFEST_UNKNOWN', `app: no manifest ${zero} served yet (this source opens images by tag: fetch one first)`],
+      ['GET', `/v2/app/blobs/${zero}`, 404, 'BLOB_UNKNOWN', `app: ${zero} is not a blob of a manifest served here (fetch the manifest first)`],
+      ['GET', `/v2/mirror/ns/v2s2/manifests/${v2s2}`, 404, 'MANIFEST_UNKNOWN', `mirror/ns/v2s2@${v2s2} is served converted, as ${converted}`],
+      ['GET', '/v2/mirror/ns/oci/tags/list', 404, 'UNSUPPORTED', 'the source of mirror/ns/oci cannot list its tags'],
+      ['DELETE', '/v2/app/manifests/v1', 405, 'UNSUPPORTED', 'this registry is read-only: only GET and HEAD are served'],
+    ];
+    for (const [method, path, status, code, message] of cases) {
+      const answer = await fetchRaw(method, path);
+      assert.equal(answer.status, status, path);
+      assert.deepEqual(errorOf(answer), { code, message }, path);
+      assert.equal(answer.headers['content-type'], 'application/json', path);
+      if (method === 'GET') {
+        const head = await fetchRaw('HEAD', path);
+        assert.deepEqual([head.status, head.body.length, head.headers['content-length']], [status, 0, String(answer.body.length)], `HEAD ${path}`);
+      }
+    }
+  });
+
+  it('tags/list: n=0 lists none; a negative or fractional n is no limit', async () => {
+    const tags = async (query: string): Promise<string[]> => (JSON.parse((await fetchRaw('GET', `/v2/app/tags/list${query}`)).body.toString()) as { tags: string[] }).tags;
+    assert.deepEqual(await tags('?n=0'), []);
+    assert.deepEqual(await tags('?n=-1'), ['v1', 'v2']);
+    assert.deepEqual(await tags('?n=1.5'), ['v1', 'v2']);
+    assert.deepEqual(await tags('?last=v1&n=5'), ['v2']);
+  });
+
+  it("a repository keeps serving the blobs of each manifest it served, not only the last one's", async () => {
+    await served('app', 'v1');
+    await served('app', 'v2');
+    const only = source.layers[1]!; // in v1, not in v2
+    const answer = await fetchRaw('HEAD', `/v2/app/blobs/${only.digest}`);
+    assert.equal(answer.status, 200);
+  });
+
+  it('a handler mounted on a Unix socket logs an empty remote address', async () => {
+    const socketPath = dir('mounted.sock');
+    const mounted = createHttpServer(server.handler);
+    await new Promise<void>((resolve) => mounted.listen(socketPath, resolve));
+    try {
+      const from = log.length;
+      assert.equal((await fetchUnix(socketPath, '/v2/')).status, 200);
+      assert.equal((await logged(from, 'GET', '/v2/')).remoteAddress, '');
+    } finally {
+      mounted.closeAllConnections();
+      await new Promise((resolve) => mounted.close(resolve));
+    }
+  });
+});
+
+describe('serve: listen, close and the images kept open', () => {
+  it('listen refuses a port in use; close() lets a transfer under way finish, then closes every image but not a proxy it was given', async () => {
+    await using own = await createRegistryServer({ proxy, repositories: [{ name: 'app', source: `oci:${dir('app')}` }] });
+    const ownPort = (await own.listen(0)).port;
+    assert.equal(own.server.listenerCount('error'), 0, 'listen() leaves no error listener behind');
+    await using second = await createRegistryServer({ proxy, repositories: [{ name: 'app', source: `oci:${dir('app')}` }] });
+    await assert.rejects(second.listen(ownPort), { code: 'EADDRINUSE' });
+    assert.equal((await fetchRaw('GET', '/v2/app/manifests/v1', { port: ownPort })).status, 200);
+    assert.equal(own.openImages, 1, 'the image stays open for idleClose (30 s by default)');
+    const big = source.layers[1]!;
+    let closing: Promise<void> | undefined;
+    const body = await new Promise<{ bytes: Buffer; complete: boolean }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: ownPort, path: `/v2/app/blobs/${big.digest}`, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.once('data', () => (closing = own.close({ timeoutMs: 60_000 })));
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('close', () => resolve({ bytes: Buffer.concat(chunks), complete: res.complete }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.ok(closing, 'close() was called mid-transfer');
+    await closing;
+    assert.equal(body.complete, true, 'the transfer under way finished');
+    assert.equal(sha256(body.bytes), big.digest);
+    assert.equal(own.openImages, 0, 'close() closed the image');
+    assert.ok(proxy.running, 'a proxy given to the server is left running');
+  });
+
+  it("close() waits for a request's handler to end (its log line) before it closes the images and resolves", async () => {
+    // A tags/list whose index.json is a FIFO: its handler waits in readFile until the test writes it.
+    const layout = dir('fifo');
+    mkdirSync(layout);
+    const index = join(layout, 'index.json');
+    execFileSync('mkfifo', [index]);
+    const entries: RequestLogEntry[] = [];
+    await using own = await createRegistryServer({ proxy, repositories: [{ name: 'fifo', source: `oci:${layout}` }], onRequest: (entry) => entries.push(entry) });
+    const ownPort = (await own.listen(0)).port;
+    const cut = new Promise<void>((resolve) => {
+      const req = request({ host: '127.0.0.1', port: ownPort, path: '/v2/fifo/tags/list', agent: false }, (res) => res.resume());
+      req.on('error', () => resolve());
+      req.on('close', () => resolve());
+      req.end();
+    });
+    // The handler has opened the FIFO to read once a writer can open it without waiting.
+    let writer: number | undefined;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      writer ??= openSync(index, constants.O_RDWR); // never waits on Linux: lets a reader's open through
+      writeSync(writer, JSON.stringify({ schemaVersion: 2, manifests: [] }));
+      closeSync(writer);
+    };
+    try {
+      await eventually(() => {
+        try {
+          writer = openSync(index, constants.O_WRONLY | constants.O_NONBLOCK);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'the handler to read index.json');
+      let closed = false;
+      const closing = own.close({ timeoutMs: 0 }).then(() => (closed = true));
+      // The connection is cut at once (timeoutMs 0); close() itself waits for the handler, still reading.
+      await cut;
+      assert.equal(closed, false, 'close() resolved while a handler was still under way');
+      release();
+      await closing;
+    } finally {
+      release(); // a handler left waiting on the FIFO would hold a libuv thread for good
+    }
+    assert.deepEqual(entries.map((entry) => entry.path), ['/v2/fifo/tags/list'], 'the handler ended, and logged, before close() resolved');
+  });
+
+  it('close() closes a proxy the server spawned', async () => {
+    const owned = await createRegistryServer({ proxy: baseConfig(), repositories: [{ name: 'app', source: `oci:${dir('app')}` }] });
+    assert.ok(owned.proxy.running);
+    await owned.close();
+    assert.equal(owned.proxy.running, false);
+  });
+
+  it('an image whose tag moved at the source while it was closed: its blobs are 404 with a message, until the manifest is fetched again', async () => {
+    const layout = dir('moving');
+    const first = buildImage(layout, 'v1', [{ compression: 'none', entries: [{ type: 'file', name: 'one', content: 'first\n' }] }]);
+    await using own = await createRegistryServer({ proxy, repositories: [{ name: 'moving', source: `oci:${layout}` }], idleClose: 0, tagTtl: 0 });
+    const ownPort = (await own.listen(0)).port;
+    assert.equal((await fetchRaw('GET', '/v2/moving/manifests/v1', { port: ownPort })).status, 200);
+    await eventually(() => own.openImages === 0, 'the image to close (idleClose 0)');
+    const second = buildImage(layout, 'v1', [{ compression: 'none', entries: [{ type: 'file', name: 'two', content: 'second\n' }] }]);
+    const answer = await fetchRaw('GET', `/v2/moving/blobs/${first.layers[0]!.digest}`, { port: ownPort });
+    assert.equal(answer.status, 404);
+    assert.deepEqual(errorOf(answer), { code: 'BLOB_UNKNOWN', message: `the image behind this manifest changed at the source (${first.manifestDigest} is now ${second.manifestDigest}); fetch the manifest again` });
+    assert.equal(sha256((await fetchRaw('GET', '/v2/moving/manifests/v1', { port: ownPort })).body), second.manifestDigest);
+    assert.equal(sha256((await fetchRaw('GET', `/v2/moving/blobs/${second.layers[0]!.digest}`, { port: ownPort })).body), second.layers[0]!.digest);
+  });
+});
+
+describe('serve: the image cache, with the real proxy', () => {
+  const tiny = (content: string): LayerSpec[] => [{ compression: 'none', entries: [{ type: 'file', name: 'f', content }] }];
+
+  it('a tag is asked again once tagTtl has passed on the clock it is given (not before), without probing a manifest it knows; a failure is not kept', async () => {
+    const layout = dir('ttl');
+    const first = buildImage(layout, 'v1', tiny('first\n'));
+    let clock = 1_000;
+    let blobRequests = 0;
+    // The real proxy, counting the blob requests made through it.
+    const counting = new Proxy(proxy, {
+      get(target, key) {
+        const value: unknown = Reflect.get(target, key, target);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]): unknown => {
+          if (key === 'getBlob') blobRequests++;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const cache = new ImageCache(counting, { idleCloseMs: 30_000, tagTtlMs: 100, now: () => clock });
+    const resolve = (tag: string): Promise<ServedImage> => cache.resolve('ttl', `oci:${layout}:${tag}`, () => `oci:${layout}:${tag}`);
+    try {
+      const a = await resolve('v1');
+      assert.equal(a.manifest.digest, first.manifestDigest);
+      clock = 1_100;
+      const probes = blobRequests;
+      assert.equal(await resolve('v1'), a, 'asked again: the same source manifest, the same image');
+      assert.equal(blobRequests, probes, 'a source manifest already served is not probed again');
+      const second = buildImage(layout, 'v1', tiny('second\n'));
+      clock = 1_199;
+      assert.equal(await resolve('v1'), a, 'within tagTtl: still the manifest the tag named');
+      clock = 1_200;
+      assert.equal((await resolve('v1')).manifest.digest, second.manifestDigest, 'tagTtl after: asked again');
+      await assert.rejects(resolve('v9'));
+      buildImage(layout, 'v9', tiny('ninth\n'));
+      assert.ok(await resolve('v9'), 'a failed resolution is tried again at once');
+      // close() waits for a resolution under way, and closes its image too.
+      buildImage(layout, 'v3', tiny('third\n'));
+      const pending = resolve('v3');
+      await cache.close();
+      await pending;
+      assert.equal(cache.openImages, 0);
+    } finally {
+      await cache.close();
+    }
+  });
+
+  it('a resolution that fails after a newer one replaced it leaves the newer one in place', async () => {
+    const layout = dir('race');
+    buildImage(layout, 'v1', tiny('race\n'));
+    let clock = 0;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let first = true;
+    // The real proxy, its first OpenImage held until the test lets it go.
+    const gated = new Proxy(proxy, {
+      get(target, key) {
+        const value: unknown = Reflect.get(target, key, target);
+        if (typeof value !== 'function') return value;
+        return async (...args: unknown[]): Promise<unknown> => {
+          if (key === 'openImage' && first) {
+            first = false;
+            await held;
+          }
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const cache = new ImageCache(gated, { idleCloseMs: 30_000, tagTtlMs: 100, now: () => clock });
+    const reference = `oci:${layout}:v1`;
+    const resolve = (): Promise<ServedImage> => cache.resolve('race', reference, () => reference);
+    try {
+      const stale = resolve();
+      clock = 100;
+      const fresh = await resolve();
+      rmSync(join(layout, 'index.json')); // the held resolution now fails
+      release();
+      await assert.rejects(stale);
+      assert.equal(await resolve(), fresh, 'the newer resolution is still the one served');
+    } finally {
+      await cache.close();
+    }
+  });
+
+  it('two source manifests served as the same manifest (a v2s2 manifest and the same one reformatted) are one image, closed with the cache', async () => {
+    const raw = await registry.rawManifest('ns/v2s2:v1');
+    const reformatted = Buffer.from(JSON.stringify(JSON.parse(raw.toString()), null, 2));
+    const [host, registryPort] = registry.host.split(':');
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request({ host, port: Number(registryPort), method: 'PUT', path: '/v2/ns/v2s2/manifests/reformatted', headers: { 'Content-Type': 'application/vnd.docker.distribution.manifest.v2+json' }, agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end(reformatted);
+    });
+    assert.equal(status, 201);
+    const cache = new ImageCache(proxy, { idleCloseMs: 30_000, tagTtlMs: 0 });
+    try {
+      const reference = (tag: string): string => `docker://${registry.host}/ns/v2s2:${tag}`;
+      const first = await cache.resolve('mirror/ns/v2s2', reference('v1'), reference);
+      const second = await cache.resolve('mirror/ns/v2s2', reference('reformatted'), reference);
+      assert.notEqual(sha256(reformatted), sha256(raw), 'two source manifests');
+      assert.equal(second, first, 'served as one manifest: one image');
+      assert.equal(cache.openImages, 1);
+      await cache.close();
+      assert.equal(first.open, false, 'closed with the cache');
+    } finally {
+      await cache.close();
+    }
+  });
+
+  it('an image in use stays open, however often one of its users releases it; unused, it closes after idleClose', async () => {
+    const layout = dir('users');
+    buildImage(layout, 'v1', tiny('used\n'));
+    const cache = new ImageCache(proxy, { idleCloseMs: 0, tagTtlMs: 0 });
+    try {
+      const served = await cache.resolve('users', `oci:${layout}:v1`, () => `oci:${layout}:v1`);
+      const one = await served.acquire();
+      const two = await served.acquire();
+      assert.equal(cache.openImages, 1);
+      one.release();
+      one.release();
+      await sleep(20); // after the 0 ms idle timer, had one been armed
+      assert.equal(served.open, true, 'the second user still holds it');
+      two.release();
+      await eventually(() => !served.open, 'the image to close once unused');
+      assert.equal(cache.openImages, 0);
+    } finally {
+      await cache.close();
+    }
+  });
+});
+
 /** This process's open fds, and skopeo's. */
 function fdCounts(): { self: number; skopeo: number } {
   return { self: readdirSync('/proc/self/fd').length, skopeo: readdirSync(`/proc/${proxy.pid}/fd`).length };
@@ -456,6 +849,7 @@ describe('serve: endpoint auth and TLS', () => {
     const anonymous = await fetchRaw('GET', '/v2/', { port: securedPort, tls: { ca } });
     assert.equal(anonymous.status, 401);
     assert.equal(anonymous.headers['www-authenticate'], 'Basic realm="containers-image-proxy"');
+    assert.deepEqual(errorOf(anonymous), { code: 'UNAUTHORIZED', message: 'authentication required' });
     const wrong = await fetchRaw('GET', '/v2/app/manifests/v1', { port: securedPort, tls: { ca }, headers: { authorization: `Basic ${Buffer.from('puller:nope').toString('base64')}` } });
     assert.equal(wrong.status, 401);
     assert.ok(!wrong.body.toString().includes(password));

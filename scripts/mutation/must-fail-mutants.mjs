@@ -496,4 +496,21 @@ export const MUTANTS = [
     test: 'unit/replies',
     only: 'ECONNRESET, not EPIPE',
   },
+  // --- serve: a registry never serves blobs of an image that changed, and never buffers a blob without bound (mutate9)
+  {
+    name: 'serve: an image whose tag moved at the source is re-opened and served as if it were the one its manifest named',
+    file: 'src/serve/image-cache.ts',
+    find: 'if (digest !== this.sourceDigest) {',
+    replace: 'if (false) {',
+    test: 'serve',
+    only: 'tag moved',
+  },
+  {
+    name: 'serve: a blob never waits for a client that reads nothing (buffered without bound)',
+    file: 'src/serve/blob-responder.ts',
+    find: '!res.write(held) && res.writableLength >= MAX_QUEUED_BYTES && !(await drained(res, clientIdleTimeoutMs))',
+    replace: '!res.write(held) && false',
+    test: 'unit/blob-responder',
+    only: 'does not read',
+  },
 ];

@@ -94,20 +94,12 @@ const CLIENT_GONE = Symbol('client gone') as unknown as IteratorResult<Buffer>;
 function untilClientGone(res: ServerResponse, step: Promise<IteratorResult<Buffer>>): Promise<IteratorResult<Buffer>> {
   if (res.destroyed) return Promise.resolve(CLIENT_GONE);
   return new Promise((resolve, reject) => {
-    const onClose = (): void => {
-      if (!res.writableFinished) resolve(CLIENT_GONE);
-    };
+    // The answer ends only after the last chunk: a close while waiting for one is the client's.
+    const onClose = (): void => resolve(CLIENT_GONE);
     res.once('close', onClose);
-    step.then(
-      (value) => {
-        res.off('close', onClose);
-        resolve(value);
-      },
-      (error: unknown) => {
-        res.off('close', onClose);
-        reject(error instanceof Error ? error : new RegistryError(500, 'UNKNOWN', String(error)));
-      },
-    );
+    step
+      .finally(() => res.off('close', onClose))
+      .then(resolve, (error: unknown) => reject(error instanceof Error ? error : new RegistryError(500, 'UNKNOWN', String(error))));
   });
 }
 

@@ -95,9 +95,8 @@ export class ServedImage {
   #armIdle(): void {
     if (this.#users > 0) return;
     clearTimeout(this.#idleTimer);
-    this.#idleTimer = setTimeout(() => {
-      if (this.#users === 0) void this.close();
-    }, this.#idleCloseMs);
+    // acquire() clears this timer: when it fires, no one uses the image.
+    this.#idleTimer = setTimeout(() => void this.close(), this.#idleCloseMs);
     this.#idleTimer.unref();
   }
 
@@ -123,6 +122,8 @@ export interface ImageCacheOptions {
   idleCloseMs: number;
   /** Ms a tag stays resolved to the manifest it named. */
   tagTtlMs: number;
+  /** The clock tags expire by (tests set it). Default `Date.now`. */
+  now?: () => number;
 }
 
 /** The images served, by reference, by manifest digest, and per repository. */
@@ -150,7 +151,7 @@ export class ImageCache {
    * reference that names the same image once its digest is known.
    */
   async resolve(repository: string, reference: string, reopen: (sourceDigest: string) => string): Promise<ServedImage> {
-    const now = Date.now();
+    const now = (this.#options.now ?? Date.now)();
     let entry = this.#byReference.get(reference);
     if (!entry || entry.expires <= now) {
       const image = this.#load(reference, reopen);
@@ -234,14 +235,11 @@ async function probeLayer(proxy: ImageProxy, image: OpenedImage, descriptor: Des
   const stream = await proxy.getBlob(image, descriptor.digest, descriptor.size);
   let head = Buffer.alloc(0);
   let size = 0;
-  try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      if (head.length < 4) head = Buffer.concat([head, chunk.subarray(0, 4 - head.length)]);
-      size += chunk.length;
-      if (head.length >= 4 && descriptor.size !== UNKNOWN_SIZE) break;
-    }
-  } finally {
-    stream.destroy();
+  // Leaving the loop early (break or an error) destroys the stream: a Readable's async iterator does.
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    if (head.length < 4) head = Buffer.concat([head, chunk.subarray(0, 4 - head.length)]);
+    size += chunk.length;
+    if (head.length >= 4 && descriptor.size !== UNKNOWN_SIZE) break;
   }
   return { descriptor: descriptor.size === UNKNOWN_SIZE ? { ...descriptor, size } : descriptor, compression: detectCompression(head) };
 }

@@ -87,9 +87,8 @@ export class RegistryServer {
     this.#onRequest = options.onRequest;
     this.#cache = new ImageCache(proxy, { idleCloseMs: checked.idleCloseMs, tagTtlMs: checked.tagTtlMs });
     this.handler = (req, res) => {
-      const done = this.#handle(req, res).catch(() => {
-        res.destroy();
-      });
+      // #handle answers every failure itself; only a throwing onRequest gets here, once the answer has ended.
+      const done = this.#handle(req, res).catch(() => {});
       this.#inFlight.add(done);
       void done.finally(() => this.#inFlight.delete(done));
     };
@@ -124,13 +123,12 @@ export class RegistryServer {
    */
   close(options: RegistryCloseOptions = {}): Promise<void> {
     this.#closing ??= (async () => {
-      const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      this.server.close(); // stops listening at once; the connections are closed below
       this.server.closeIdleConnections();
       const timeout = new Promise<void>((resolve) => setTimeout(resolve, options.timeoutMs ?? 10_000).unref());
       await Promise.race([Promise.allSettled([...this.#inFlight]), timeout]);
       this.server.closeAllConnections();
       await Promise.allSettled([...this.#inFlight]);
-      if (this.server.listening) await stopped;
       await this.#cache.close();
       if (this.#ownsProxy) await this.proxy.close();
     })();
@@ -144,26 +142,27 @@ export class RegistryServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
-    const entry: RequestLogEntry = { time: new Date(), remoteAddress: req.socket.remoteAddress ?? '', method: req.method ?? '', path: (req.url ?? '').split('?')[0]!, status: 0, bytes: 0, ms: 0 };
+    // node:http sets method and url on every request it hands a handler; a Unix socket has no remote address.
+    const entry: RequestLogEntry = { time: new Date(), remoteAddress: req.socket.remoteAddress ?? '', method: req.method!, path: req.url!.split('?')[0]!, status: 0, bytes: 0, ms: 0 };
     const sent = { bytes: 0 };
+    const head = req.method === 'HEAD';
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
     try {
-      await this.#answer(req, res, entry, sent);
+      await this.#answer(req, res, head, entry, sent);
     } catch (error) {
-      if (!res.headersSent) sendError(res, error, 'manifest', req.method === 'HEAD');
+      if (!res.headersSent) sendError(res, error, 'manifest', head);
       else res.destroy();
     } finally {
       if (!res.writableFinished && !res.destroyed) await new Promise((resolve) => res.once('close', resolve));
       entry.status = res.headersSent ? res.statusCode : 0;
-      entry.bytes = sent.bytes || (res.writableFinished && req.method !== 'HEAD' ? Number(res.getHeader('Content-Length') ?? 0) : 0);
+      entry.bytes = sent.bytes || (res.writableFinished && !head ? Number(res.getHeader('Content-Length') ?? 0) : 0);
       entry.ms = performance.now() - started;
       this.#onRequest?.(entry);
     }
   }
 
-  async #answer(req: IncomingMessage, res: ServerResponse, entry: RequestLogEntry, sent: { bytes: number }): Promise<void> {
-    const head = req.method === 'HEAD';
-    const route = parseRoute(req.url ?? '');
+  async #answer(req: IncomingMessage, res: ServerResponse, head: boolean, entry: RequestLogEntry, sent: { bytes: number }): Promise<void> {
+    const route = parseRoute(req.url!);
     if (this.#auth && !this.#auth.allows(req)) {
       res.setHeader('WWW-Authenticate', `Basic realm="${REALM}"`);
       return sendError(res, new RegistryError(401, 'UNAUTHORIZED', 'authentication required'), 'manifest', head);
@@ -189,7 +188,7 @@ export class RegistryServer {
         this.#known(route.name);
         const tags = await this.#repositories.tags(route.name);
         if (!tags) throw new RegistryError(404, 'UNSUPPORTED', `the source of ${route.name} cannot list its tags`);
-        return sendJson(res, JSON.stringify({ name: route.name, tags: paginate(tags, req.url ?? '') }), head);
+        return sendJson(res, JSON.stringify({ name: route.name, tags: paginate(tags, req.url!) }), head);
       }
       case 'blob':
         return this.#blob(res, route.name, route.digest, head, entry, sent);
@@ -317,7 +316,8 @@ function sendJson(res: ServerResponse, body: string, head: boolean): void {
 
 /** The distribution spec's `n` and `last` on a sorted tag list. */
 function paginate(tags: string[], url: string): string[] {
-  const query = new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '');
+  // Without a '?', the whole path: a valid repository name has no '=' or '&', so it names no parameter.
+  const query = new URLSearchParams(url.slice(url.indexOf('?') + 1));
   const last = query.get('last');
   const after = last === null ? tags : tags.filter((tag) => tag > last);
   const n = Number(query.get('n') ?? NaN);
