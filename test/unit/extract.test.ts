@@ -3,14 +3,14 @@
  * entry refused with nothing written outside the target directory.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { BlobVerificationError, ExtractionError, RootfsWriter } from '../../src/index.js';
+import { BlobVerificationError, ExtractionError, RootfsWriter, type RootfsWriterOptions } from '../../src/index.js';
 import { native } from '../../src/native.js';
 import { openFdsOn, tempDir } from '../support/env.js';
 import { sha256 } from '../support/oci-layout.js';
@@ -618,5 +618,143 @@ describe('RootfsWriter: options, errors and what a layer leaves behind', () => {
     assert.equal(readFileSync(join(root, 'f'), 'utf8'), 'new');
     assert.equal(readlinkSync(join(root, 's')), 'new');
     assert.equal(readFileSync(join(root, 'p'), 'utf8'), 'now a file');
+  });
+});
+
+/**
+ * Runs `work` as the user nobody would (effective uid and gid 65534, so the
+ * kernel checks permissions and grants no capability; process.getuid() says
+ * 65534 too, as RootfsWriter reads it), then back as root. The library is
+ * loaded already: only the extraction's own file system calls run as nobody.
+ */
+async function asNobody<T>(work: () => Promise<T>): Promise<T> {
+  const getuid = process.getuid;
+  process.setegid!(NOBODY);
+  process.seteuid!(NOBODY);
+  process.getuid = () => NOBODY;
+  try {
+    return await work();
+  } finally {
+    process.seteuid!(0);
+    process.setegid!(0);
+    process.getuid = getuid;
+  }
+}
+const NOBODY = 65534;
+const NEEDS_ROOT = 'not root: this test takes the identity of another user, or sets what only root may';
+
+describe('RootfsWriter: as a user without privileges (root taking the identity of nobody)', () => {
+  const isRoot = process.getuid?.() === 0;
+  /** A temp dir nobody owns (its ancestors are world-searchable temp dirs). */
+  function nobodysDir() {
+    const dir = tempDir();
+    chownSync(dir.path, NOBODY, NOBODY);
+    return dir;
+  }
+
+  it('finish() sets the deepest directories first, so a parent (and the root) made unsearchable comes last; ownership not kept and non-user xattrs skipped by default', async (t) => {
+    if (!isRoot) return t.skip(NEEDS_ROOT);
+    using dir = nobodysDir();
+    const root = join(dir.path, 'root');
+    const trusted = { 'SCHILY.xattr.trusted.cip': 'root only', 'SCHILY.xattr.user.cip': 'anyone' };
+    const report = await asNobody(async () => {
+      const writer = new RootfsWriter(root);
+      await writer.applyLayer(layer([
+        { type: 'dir', name: './', mode: 0o600, mtime: 1_300_000_000 }, // no search permission, for its owner too
+        { type: 'dir', name: 'd/', mode: 0o600, mtime: 1_400_000_000 },
+        { type: 'dir', name: 'd/sub/', mode: 0o500, mtime: 1_500_000_000 },
+        { type: 'file', name: 'd/sub/f', content: 'x', uid: 1234, gid: 4321, pax: trusted },
+        { type: 'file', name: 'g', content: 'y', pax: trusted },
+      ]));
+      return writer.finish();
+    });
+    assert.deepEqual(report.skippedXattrs, [{ name: 'trusted.cip', entries: 2, reason: 'only root may set attributes outside the user.* namespace' }]);
+    for (const [path, mode, mtime] of [['', 0o600, 1_300_000_000], ['d', 0o600, 1_400_000_000], ['d/sub', 0o500, 1_500_000_000]] as const) {
+      const stat = statSync(join(root, path));
+      assert.deepEqual([stat.mode & 0o7777, stat.mtimeMs, stat.uid], [mode, mtime * 1000, NOBODY], `root/${path}`);
+    }
+    const file = statSync(join(root, 'd/sub/f'));
+    assert.deepEqual([file.uid, file.gid], [NOBODY, NOBODY], 'the layer\'s owner is not kept (nor tried) by default');
+    assert.equal(native.getXattr(Buffer.from(join(root, 'd/sub/f')), 'user.cip').toString(), 'anyone');
+  });
+
+  it('names what the kernel refuses it: ownership, a device node, a directory it may not write, a root it may not open', async (t) => {
+    if (!isRoot) return t.skip(NEEDS_ROOT);
+    using dir = nobodysDir();
+    mkdirSync(join(dir.path, 'mixed/sys'), { recursive: true, mode: 0o755 }); // root's: nobody may not write in sys/
+    chownSync(join(dir.path, 'mixed'), NOBODY, NOBODY);
+    const failure = (root: string, options: RootfsWriterOptions, entries: TarEntry[]) =>
+      asNobody(() => new RootfsWriter(join(dir.path, root), options).applyLayer(layer(entries))).then(() => 'applied', (e: unknown) => (e as Error).message);
+    assert.equal(await failure('own', { preserveOwnership: true }, [{ type: 'file', name: 'f', content: 'x', uid: 1234, gid: 4321 }]), 'cannot extract "f" (file): operation not permitted (EPERM in fchown)');
+    // The addon's errors name no syscall.
+    assert.equal(await failure('dev', { allowDeviceNodes: true }, [{ type: 'char', name: 'null', major: 1, minor: 3 }]), 'cannot extract "null" (char): operation not permitted (EPERM)');
+    assert.equal(await failure('mixed', { allowNonEmpty: true }, [{ type: 'file', name: 'sys/f', content: 'x' }]), 'cannot extract "sys/f" (file): permission denied (EACCES in open)');
+    // finish() skips a root that is gone (next test), not one it may not open.
+    const root = join(dir.path, 'closed');
+    const error = await asNobody(async () => {
+      const writer = new RootfsWriter(root);
+      await writer.applyLayer(layer([{ type: 'dir', name: './', mode: 0o755 }]));
+      chmodSync(root, 0);
+      return writer.finish().then(() => undefined, (e: unknown) => e as NodeJS.ErrnoException);
+    });
+    assert.equal(error?.code, 'EACCES');
+  });
+});
+
+describe('RootfsWriter: what finish() and odd names meet', () => {
+  const isRoot = process.getuid?.() === 0;
+
+  it('finish() skips the root directory\'s own metadata when the root is gone or replaced since its layers (by a file, or by a symlink loop)', async () => {
+    for (const replace of [(_root: string) => undefined, (root: string) => writeFileSync(root, 'mine', { mode: 0o640 }), (root: string) => symlinkSync('root', root)]) {
+      using dir = tempDir();
+      const root = join(dir.path, 'root');
+      const writer = new RootfsWriter(root);
+      await writer.applyLayer(layer([{ type: 'dir', name: './', mode: 0o700, mtime: 1_000_000_000 }, { type: 'file', name: 'f', content: 'x' }]));
+      rmSync(root, { recursive: true });
+      replace(root);
+      assert.deepEqual(await writer.finish(), { entries: 2, skippedXattrs: [] });
+      if (existsSync(root) && !lstatSync(root).isSymbolicLink()) {
+        assert.deepEqual([readFileSync(root, 'utf8'), statSync(root).mode & 0o7777], ['mine', 0o640], 'the file that replaced it is untouched');
+      }
+    }
+  });
+
+  it('an AUFS bookkeeping entry (.wh..wh.plnk) deletes nothing: not a file named like what it would white out', async () => {
+    using dir = tempDir();
+    const root = join(dir.path, 'root');
+    mkdirSync(root);
+    writeFileSync(join(root, '.wh.plnk'), 'mine');
+    const writer = new RootfsWriter(root, { allowNonEmpty: true });
+    await writer.applyLayer(layer([{ type: 'dir', name: '.wh..wh.plnk/' }, { type: 'file', name: '.wh..wh.aufs', content: '' }]));
+    await writer.finish();
+    assert.deepEqual(readdirSync(root), ['.wh.plnk']);
+  });
+
+  it('sets attributes outside user.* on symlinks and fifos as root (never following the link)', async (t) => {
+    if (!isRoot) return t.skip(NEEDS_ROOT);
+    const xattr = { 'SCHILY.xattr.trusted.cip': 'on the node itself' };
+    const { dir, root } = await extract([[{ type: 'file', name: 'target', content: 'x' }, { type: 'symlink', name: 'link', target: 'target', pax: xattr }, { type: 'fifo', name: 'fifo', pax: xattr }]]);
+    using _ = dir;
+    for (const name of ['link', 'fifo']) assert.equal(native.getXattr(Buffer.from(join(root, name)), 'trusted.cip').toString(), 'on the node itself', name);
+    assert.throws(() => native.getXattr(Buffer.from(join(root, 'target')), 'trusted.cip'), { code: 'ENODATA' });
+  });
+
+  it('a file larger than the file size limit fails with EFBIG named, after a short write (a child process under ulimit -f)', () => {
+    // 1 MiB limit (Node ignores SIGXFSZ): the 2 MiB file, one chunk, is written short once, then refused.
+    using dir = tempDir();
+    const module = new URL('../../src/index.js', import.meta.url).href;
+    const tarModule = new URL('../support/tar.js', import.meta.url).href;
+    const script = `
+      import { Readable } from 'node:stream';
+      import { RootfsWriter } from ${JSON.stringify(module)};
+      import { fileHeader } from ${JSON.stringify(tarModule)};
+      const size = 2 * 1024 * 1024;
+      const layer = Buffer.concat([fileHeader('big', size), Buffer.alloc(size, 1), Buffer.alloc(1024)]);
+      const outcome = await new RootfsWriter(process.argv[1]).applyLayer(Readable.from([layer])).then(() => 'applied', (error) => error.message);
+      console.log(JSON.stringify(outcome));`;
+    const child = spawnSync('bash', ['-c', 'ulimit -f 1024 && exec "$0" --input-type=module -e "$1" "$2"', process.execPath, script, join(dir.path, 'root')], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(child.status, 0, child.stderr);
+    assert.equal(JSON.parse(child.stdout), 'cannot extract "big" (file): the file is too large for the target filesystem (EFBIG in write)');
+    assert.equal(statSync(join(dir.path, 'root/big')).size, 1024 * 1024, 'the short write came first');
   });
 });
