@@ -758,3 +758,70 @@ describe('RootfsWriter: what finish() and odd names meet', () => {
     assert.equal(statSync(join(dir.path, 'root/big')).size, 1024 * 1024, 'the short write came first');
   });
 });
+
+describe('RootfsWriter on other file systems (a child process with mounts of its own: unshare -m)', () => {
+  /** Why the child cannot run here, or undefined when it can (root, with CAP_SYS_ADMIN for a private mount namespace). */
+  const cannotMount = (() => {
+    if (process.getuid?.() !== 0) return NEEDS_ROOT;
+    const probe = spawnSync('unshare', ['--mount', 'true'], { encoding: 'utf8' });
+    return probe.status === 0 ? undefined : `unshare --mount failed here (needs CAP_SYS_ADMIN): ${(probe.stderr || String(probe.error)).trim()}`;
+  })();
+
+  it('skips xattrs a file system does not support (ramfs), names ENOSPC and EROFS, and never takes a same-numbered inode of another file system for the link target', async (t) => {
+    if (cannotMount) return t.skip(cannotMount);
+    using dir = tempDir();
+    const module = new URL('../../src/index.js', import.meta.url).href;
+    const tarModule = new URL('../support/tar.js', import.meta.url).href;
+    const script = `
+      import { lstatSync } from 'node:fs';
+      import { Readable } from 'node:stream';
+      import { RootfsWriter } from ${JSON.stringify(module)};
+      import { tar } from ${JSON.stringify(tarModule)};
+      const at = (name) => process.argv[1] + '/' + name;
+      async function outcome(root, options, ...layers) {
+        const writer = new RootfsWriter(at(root), options);
+        try {
+          for (const entries of layers) await writer.applyLayer(Readable.from([tar(entries)]));
+          return await writer.finish();
+        } catch (error) {
+          return error.message;
+        }
+      }
+      const xattrs = { 'SCHILY.xattr.user.a': '1', 'SCHILY.xattr.trusted.b': '2' };
+      const results = {
+        ramfs: await outcome('ramfs', { allowNonEmpty: true }, [{ type: 'file', name: 'f', content: 'x', pax: xattrs }, { type: 'dir', name: 'd/', pax: { 'SCHILY.xattr.user.a': '3' } }]),
+        full: await outcome('full', { allowNonEmpty: true }, [{ type: 'file', name: 'big', content: Buffer.alloc(256 * 1024, 1) }]),
+        ro: await outcome('ro', { allowNonEmpty: true }, [{ type: 'file', name: 'f', content: 'x' }]),
+        files: await outcome('two', { allowNonEmpty: true }, [{ type: 'file', name: 'a/x', content: 'on a' }, { type: 'file', name: 'b/x', content: 'on b' }]),
+      };
+      results.inodes = ['a/x', 'b/x'].map((name) => lstatSync(at('two/' + name))).map(({ ino, dev }) => ({ ino, dev }));
+      results.two = await outcome('two', { allowNonEmpty: true }, [{ type: 'hardlink', name: 'b/x', target: 'a/x' }]);
+      console.log(JSON.stringify(results));`;
+    const mounts = [
+      'set -e; d="$1"; mkdir -p "$d/ramfs" "$d/full" "$d/ro" "$d/two/a" "$d/two/b"',
+      'mount -t ramfs none "$d/ramfs"',
+      'mount -t tmpfs -o size=64k none "$d/full"',
+      'mount -t tmpfs -o ro none "$d/ro"',
+      'mount -t tmpfs none "$d/two/a"; mount -t tmpfs none "$d/two/b"',
+      'exec "$0" --input-type=module -e "$2" "$d"',
+    ].join('\n');
+    const child = spawnSync('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', mounts, process.execPath, dir.path, script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(child.status, 0, child.stderr);
+    const results = JSON.parse(child.stdout);
+    const unsupported = 'the target filesystem does not support it';
+    assert.deepEqual(results.ramfs, { entries: 2, skippedXattrs: [{ name: 'user.a', entries: 2, reason: unsupported }, { name: 'trusted.b', entries: 1, reason: unsupported }] });
+    assert.equal(results.full, 'cannot extract "big" (file): no space left on the device (ENOSPC in write)');
+    assert.equal(results.ro, 'cannot extract "f" (file): the target filesystem is read-only (EROFS in open)');
+    // a/x and b/x are each the first file of a fresh tmpfs: the same inode number, on two devices. Linking
+    // across file systems fails; the link must not be skipped as "already linked".
+    const [a, b] = results.inodes;
+    assert.ok(a.ino === b.ino && a.dev !== b.dev, `the premise: one inode number on two devices (${JSON.stringify(results.inodes)})`);
+    assert.equal(results.two, 'cannot extract "b/x" (hardlink): EXDEV (EXDEV in link)');
+  });
+
+  it('fails on an xattr the kernel refuses for another reason than support (a value over 64 KiB: E2BIG)', async () => {
+    using dir = tempDir();
+    const attempt = new RootfsWriter(join(dir.path, 'root')).applyLayer(layer([{ type: 'file', name: 'f', content: 'x', pax: { 'SCHILY.xattr.user.big': Buffer.alloc(64 * 1024 + 1, 1) } }]));
+    await assert.rejects(attempt, { name: 'ExtractionError', message: 'cannot extract "f" (file): E2BIG (E2BIG)' });
+  });
+});

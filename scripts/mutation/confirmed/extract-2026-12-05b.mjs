@@ -15,6 +15,9 @@ const rw = (name, find, replace, only) => ({ name, file: RW, find, replace, test
 const ORDER = 'deepest directories first';
 const REFUSED = 'names what the kernel refuses';
 const GONE = 'the root is gone or replaced';
+const OTHER_FS = 'skips xattrs a file system does not support';
+const UNSUPPORTED = "if (code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw error;";
+const CATCH = "{\n        const code = (error as NodeJS.ErrnoException).code;\n        if (code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw error;\n        this.#skip(name, 'the target filesystem does not support it');\n      }";
 export const MUTANTS = [
   // finish(): deepest first, as a user without CAP_DAC_OVERRIDE needs it
   rw("266:37 ConditionalExpression true (every depth 0: the layer's order, parents first)", DEPTH, DEPTH.replace("rel === ''", 'true'), ORDER),
@@ -50,4 +53,15 @@ export const MUTANTS = [
   rw('571:10 StringLiteral "" (EPERM)', "EPERM: 'operation not permitted',", 'EPERM: "",', REFUSED),
   rw('574:10 StringLiteral "" (EFBIG)', "EFBIG: 'the file is too large for the target filesystem',", 'EFBIG: "",', 'file size limit'),
   rw("584:92 StringLiteral \"Stryker was here!\" (an error without a syscall: the addon's)", "${syscall ? ` in ${syscall}` : ''}", '${syscall ? ` in ${syscall}` : "Stryker was here!"}', REFUSED),
+  // other file systems (a child with mounts of its own) and an xattr the kernel refuses
+  rw('443:52 ConditionalExpression true (a same-numbered inode on another device taken for the link)', 'if (existing && existing.ino === source.ino && existing.dev === source.dev) return;', 'if (existing && existing.ino === source.ino && true) return;', OTHER_FS),
+  rw('528:23 BlockStatement {} (xattr errors swallowed)', CATCH, '{}', OTHER_FS),
+  rw('530:13 ConditionalExpression true (ENOTSUP fails the layer)', UNSUPPORTED, 'if (true) throw error;', OTHER_FS),
+  rw('530:13 ConditionalExpression false (E2BIG skipped)', UNSUPPORTED, 'if (false) throw error;', 'E2BIG'),
+  rw("530:13 ConditionalExpression code !== 'ENOTSUP' -> true", UNSUPPORTED, "if (true && code !== 'EOPNOTSUPP') throw error;", OTHER_FS),
+  rw('530:22 StringLiteral "" (ENOTSUP)', UNSUPPORTED, "if (code !== \"\" && code !== 'EOPNOTSUPP') throw error;", OTHER_FS),
+  rw("530:35 EqualityOperator code === 'EOPNOTSUPP' (E2BIG skipped)", UNSUPPORTED, "if (code !== 'ENOTSUP' && code === 'EOPNOTSUPP') throw error;", 'E2BIG'),
+  rw('531:26 StringLiteral ""', "this.#skip(name, 'the target filesystem does not support it');", 'this.#skip(name, "");', OTHER_FS),
+  rw('568:11 StringLiteral "" (ENOSPC)', "ENOSPC: 'no space left on the device',", 'ENOSPC: "",', OTHER_FS),
+  rw('572:10 StringLiteral "" (EROFS)', "EROFS: 'the target filesystem is read-only',", 'EROFS: "",', OTHER_FS),
 ];

@@ -29,4 +29,6 @@ export const EQUIVALENT = [
   { file: RW, mutator: 'ConditionalExpression', original: 'stat.isDirectory() || stat.isSymbolicLink()', replacement: 'true', why: 'invalidating the resolution cache after removing a file too: resolved again from the disk, slower, the same result' },
   { file: RW, mutator: 'LogicalOperator', original: MARK, replacement: "path !== '' || !this.#written.has(path)", why: `${MARK_WHY}; the walk up still stops at '' (now in the set)` },
   { file: RW, mutator: 'ConditionalExpression', original: "path !== ''", replacement: 'true', why: MARK_WHY },
+  { file: RW, mutator: 'ConditionalExpression', original: "code !== 'EOPNOTSUPP'", replacement: 'true', why: "libuv (Node's fs and the addon's uv_err_name) names errno 95 'ENOTSUP' on Linux, where EOPNOTSUPP is the same number: no error is ever coded 'EOPNOTSUPP'" },
+  { file: RW, mutator: 'StringLiteral', original: "'EOPNOTSUPP'", replacement: '""', why: "libuv names errno 95 'ENOTSUP' on Linux (EOPNOTSUPP is the same number), and no error has the code '' either" },
 ];
