@@ -20,6 +20,8 @@ export const EQUIVALENT = [
   { file: TR, mutator: 'ConditionalExpression', original: 'at + length > data.length', replacement: 'false', why: 'a record running past the data ends on a byte that is undefined, not a newline: refused by the newline check' },
   { file: TR, mutator: 'ArithmeticOperator', original: 'at + length', replacement: 'at - length', why: 'at - length is never past the data (length > 0), so this is the check forced false: refused by the newline check' },
   { file: TR, mutator: 'EqualityOperator', original: 'end > start + length', replacement: 'end >= start + length', why: 'cString: a NUL just past a full field cuts the string at start + length either way' },
+  { file: TR, mutator: 'ConditionalExpression', original: 'space > at', replacement: 'true', why: "with no space (-1) or a space at the record start, toString(at, space) is an empty range: '' as the code gives" },
+  { file: TR, mutator: 'StringLiteral', original: "''", replacement: '"Stryker was here!"', why: 'parsePax: digits that are not digits, refused by decimal() as the empty string is' },
   // --- rootfs-writer.ts
   { file: RW, mutator: 'StringLiteral', original: "'/'", replacement: '""', why: "finish()'s order sorted by name length instead of depth: a directory's name is always longer than its ancestors', so each still comes before every ancestor" },
   { file: RW, mutator: 'ConditionalExpression', original: "rel !== ''", replacement: 'true', why: "finish(): existingDir(['']) resolves the root to '' itself (an lstat of root/), so the root is never skipped" },
