@@ -207,6 +207,13 @@ describe('TarReader: header fields', () => {
     const badChecksum = header({});
     badChecksum.write('z', 148, 'latin1');
     refused(Buffer.concat([badChecksum, END]), /^invalid tar header at byte 0 \(checksum mismatch\): the layer is not a tar archive or is corrupt$/);
+    // The right sum, but not bare octal digits between spaces and NULs: Go's reader (strconv.ParseUint) refuses each.
+    const digits = header({ name: 'sum' }).toString('latin1', 148, 156).replace(/^[\0 ]+|[\0 ]+$/g, '');
+    for (const field of [`${digits.slice(0, 2)} ${digits.slice(2)}`, `+${digits}`, `${digits}x`]) {
+      const block = header({ name: 'sum' });
+      block.write(field.padEnd(8, '\0'), 148, 'latin1');
+      refused(Buffer.concat([block, END]), /^invalid tar header at byte 0 \(checksum mismatch\)/);
+    }
     // What a layer that is not a tar gives the reader: text where the checksum goes.
     const page = Buffer.from('<!DOCTYPE html>\n<html><body>' + 'Service Unavailable. '.repeat(60) + '</body></html>\n');
     refused(page, /^invalid tar header at byte 0 \(checksum mismatch\): the layer is not a tar archive or is corrupt$/);

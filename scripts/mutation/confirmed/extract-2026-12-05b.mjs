@@ -64,4 +64,8 @@ export const MUTANTS = [
   rw('531:26 StringLiteral ""', "this.#skip(name, 'the target filesystem does not support it');", 'this.#skip(name, "");', OTHER_FS),
   rw('568:11 StringLiteral "" (ENOSPC)', "ENOSPC: 'no space left on the device',", 'ENOSPC: "",', OTHER_FS),
   rw('572:10 StringLiteral "" (EROFS)', "EROFS: 'the target filesystem is read-only',", 'EROFS: "",', OTHER_FS),
+  {"name":"479:60 (run TR) Regex: the first trim unanchored (an inner space dropped)","file":"src/extract/tar-reader.ts","find":"const field = block.toString('latin1', 148, 156).replace(/^[\\0 ]+|[\\0 ]+$/g, '');","replace":"const field = block.toString('latin1', 148, 156).replace(/[\\0 ]+|[\\0 ]+$/g, '');","test":"unit/tar-reader","only":"refuses malformed numbers"},
+  {"name":"479:60 (run TR) Regex: the second trim unanchored (an inner space dropped)","file":"src/extract/tar-reader.ts","find":"const field = block.toString('latin1', 148, 156).replace(/^[\\0 ]+|[\\0 ]+$/g, '');","replace":"const field = block.toString('latin1', 148, 156).replace(/^[\\0 ]+|[\\0 ]+/g, '');","test":"unit/tar-reader","only":"refuses malformed numbers"},
+  {"name":"480:18 (run TR) Regex: octal digits only at the end (a leading + read by parseInt)","file":"src/extract/tar-reader.ts","find":"/^[0-7]+$/.test(field)","replace":"/[0-7]+$/.test(field)","test":"unit/tar-reader","only":"refuses malformed numbers"},
+  {"name":"480:18 (run TR) Regex: octal digits only at the start (a trailing x ignored by parseInt)","file":"src/extract/tar-reader.ts","find":"/^[0-7]+$/.test(field)","replace":"/^[0-7]+/.test(field)","test":"unit/tar-reader","only":"refuses malformed numbers"},
 ];
