@@ -21,11 +21,16 @@ const layer = (entries: TarEntry[]) => Readable.from([tar(entries)]);
 /** Applies layers into <tmp>/root and returns the tmp dir (root's parent catches escapes). */
 async function extract(layers: TarEntry[][], options = {}) {
   const dir = tempDir();
-  const root = join(dir.path, 'root');
-  const writer = new RootfsWriter(root, options);
-  for (const entries of layers) await writer.applyLayer(layer(entries));
-  await writer.finish();
-  return { dir, root };
+  try {
+    const root = join(dir.path, 'root');
+    const writer = new RootfsWriter(root, options);
+    for (const entries of layers) await writer.applyLayer(layer(entries));
+    await writer.finish();
+    return { dir, root };
+  } catch (error) {
+    dir[Symbol.dispose](); // a refused layer: the caller never gets the dir to remove
+    throw error;
+  }
 }
 
 /** Everything under a directory, as sorted relative paths. */
