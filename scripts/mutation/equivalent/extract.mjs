@@ -24,7 +24,6 @@ export const EQUIVALENT = [
   { file: TR, mutator: 'StringLiteral', original: "''", replacement: '"Stryker was here!"', why: 'parsePax: digits that are not digits, refused by decimal() as the empty string is' },
   // --- rootfs-writer.ts
   { file: RW, mutator: 'StringLiteral', original: "'/'", replacement: '""', why: "finish()'s order sorted by name length instead of depth: a directory's name is always longer than its ancestors', so each still comes before every ancestor" },
-  { file: RW, mutator: 'ConditionalExpression', original: "rel !== ''", replacement: 'true', why: "finish(): existingDir(['']) resolves the root to '' itself (an lstat of root/), so the root is never skipped" },
   { file: RW, mutator: 'StringLiteral', original: "''", replacement: '"Stryker was here!"', why: "the '' of finish()'s rel !== '' (as true), of an open error's code ?? '' (fs errors carry a code), of the hardlink's sourceDir === '' (as false) and of #markWritten (a stop name no path has); the same text in depth() and entryError is killed (MUTATION.md, ninth)" },
   { file: RW, mutator: 'ConditionalExpression', original: 'header.sparse', replacement: 'true', why: 'a dense file is truncated to the size its data has just given it' },
   { file: RW, mutator: 'ConditionalExpression', original: "sourceDir === ''", replacement: 'false', why: "a hardlink source in the root becomes '/name', and host() gives root//name, the same file" },
