@@ -47,7 +47,7 @@ export function openFds(): number[] {
  * these are not disturbed by fds Node or an earlier test opens meanwhile, as
  * a bare count is (one once failed on Node 24, 23 fds for 22).
  */
-export function openFdTargets(): string[] {
+function openFdTargets(): string[] {
   return openFds().flatMap((fd) => {
     try {
       return [readlinkSync(`/proc/self/fd/${fd}`)];

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { getEventListeners } from 'node:events';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -19,6 +19,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { createSpool, OrderedApplier, type ApplyLayer } from '../../src/extract/ordered-apply.js';
 import type { BlobStep } from '../../src/oci-layout.js';
+import { openFdsOn } from '../support/env.js';
 
 /** A real layer blob (a zstd:chunked layer skopeo 1.22 wrote; test/fixtures/README.md), named by its digest. */
 const REAL_LAYER_DIGEST = '30272bc1266d000b8fc85c8a227ba83ea07ce1ec23e487cea551f138d8d676e8';
@@ -236,20 +237,9 @@ describe('OrderedApplier', () => {
     };
   const take = (target: OrderedApplier, position: number, arrival: Arrival): Promise<void> => target.take(position, arrival.stream, meter(position));
   const spoolFiles = (): Promise<string[]> => readdir(spoolDir);
-  /** Descriptors this process holds open on files in the spool (deleted ones included). */
-  const spoolFds = (): string[] =>
-    readdirSync('/proc/self/fd')
-      .map((fd) => {
-        try {
-          return readlinkSync(`/proc/self/fd/${fd}`);
-        } catch {
-          return '';
-        }
-      })
-      .filter((target) => target.startsWith(spoolDir + '/'));
   const assertNothingLeft = async (): Promise<void> => {
     assert.deepEqual(await spoolFiles(), [], 'no spool file left');
-    assert.deepEqual(spoolFds(), [], 'no spool file left open');
+    assert.deepEqual(openFdsOn(spoolDir), [], 'no spool file left open'); // deleted ones included: "PATH (deleted)"
   };
 
   it('applies layers strictly in order whatever their arrival order; early ones wait in the spool, the one whose turn it is streams straight in', LIMIT, async () => {
