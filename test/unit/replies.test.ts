@@ -25,9 +25,14 @@ function watch(deadline: ReplyDeadline): Error[] {
   return expired;
 }
 
-/** The first expiry of a deadline, armed now. */
+/**
+ * The first expiry of a deadline, armed now. The deadline's timer is unref'd,
+ * so a ref'd timer keeps the loop alive until it fires: without it the loop may
+ * end first and node:test fails the test as "still pending".
+ */
 function expiry(deadline: ReplyDeadline): Promise<Error> {
-  return new Promise((resolve) => deadline.arm(resolve));
+  const keepAlive = setTimeout(() => {}, 60_000);
+  return new Promise<Error>((resolve) => deadline.arm(resolve)).finally(() => clearTimeout(keepAlive));
 }
 
 /**
