@@ -20,6 +20,13 @@ export const EQUIVALENT = [
     replacement: 'true',
     why: 'subarray(0, room) of a chunk no longer than the room (Infinity when the size is unknown) is the whole chunk: the same bytes',
   },
+  {
+    file: FP,
+    mutator: 'EqualityOperator',
+    original: 'chunk.length > room',
+    replacement: 'chunk.length >= room',
+    why: 'subarray(0, room) of a chunk exactly as long as the room is the whole chunk: the same bytes',
+  },
   { file: FP, mutator: 'ConditionalExpression', original: '!this.#sized || this.#received < this.expectedSize', replacement: 'true', why: PAUSE_SIZE_WHY },
   { file: FP, mutator: 'EqualityOperator', original: 'this.#received < this.expectedSize', replacement: 'this.#received <= this.expectedSize', why: PAUSE_SIZE_WHY },
   {
@@ -43,6 +50,13 @@ export const EQUIVALENT = [
     original: '!this.#dataEnded',
     replacement: 'true',
     why: "_read never runs once the data pipe ended: Readable calls it again only after a push, BlobPipe ends only after the _read that resumed it, and the next push is push(null) (checked: no such call in the unit, proxy and versions files)",
+  },
+  {
+    file: 'src/blobs/raw-blob-stream.ts',
+    mutator: 'ConditionalExpression',
+    original: '!this.#errorsEnded',
+    replacement: 'true',
+    why: "it refs the error pipe's socket also once that socket ended; an ended socket is closing (no half-open: its 'end' is followed by 'close'), so the ref holds the loop no longer than the close, and on a closed one ref() does nothing",
   },
   // --- stream-kit.ts
   {
