@@ -142,6 +142,8 @@ before(async () => {
   registry = await startRegistry();
   await registry.push(source.reference, 'ns/oci:v1', { format: 'oci' });
   await registry.push(source.reference, 'ns/v2s2:v1', { format: 'v2s2' });
+  // Fetched only by digest, in one test: no earlier test may have it cached.
+  await registry.push(buildImage(dir('direct'), 'v1', LAYERS.slice(0, 1)).reference, 'ns/direct:v1', { format: 'oci' });
   proxy = await ImageProxy.spawn(baseConfig({ insecureSkipTlsVerification: true }));
   server = await createRegistryServer({
     proxy,
@@ -231,9 +233,10 @@ describe('serve: the distribution API', () => {
     assert.equal(head.body.length, 0);
     assert.equal(head.headers['content-length'], String(byTag.body.length));
     assert.equal(head.headers['docker-content-digest'], source.manifestDigest);
-    // A registry source opens by digest itself, without a tag first.
-    const raw = await registry.rawManifest('ns/oci:v1');
-    const direct = await fetchRaw('GET', `/v2/mirror/ns/oci/manifests/${sha256(raw)}`);
+    // A registry source opens by digest itself, without a tag first (an image
+    // no other test fetches: one in the cache would be served from there).
+    const raw = await registry.rawManifest('ns/direct:v1');
+    const direct = await fetchRaw('GET', `/v2/mirror/ns/direct/manifests/${sha256(raw)}`);
     assert.equal(direct.status, 200);
     assert.deepEqual(direct.body, raw);
   });
