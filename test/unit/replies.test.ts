@@ -15,6 +15,7 @@ import { ProtocolError, RequestStallError } from '../../src/errors.js';
 import { native } from '../../src/native.js';
 import { DualReply, PipeReply, ReplyDeadline, STALLED_FINISH_GRACE_MS, untilAborted, type PipeOwner } from '../../src/replies.js';
 import { Transport, type TransportOwner } from '../../src/transport.js';
+import { watchdog } from '../support/env.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -26,13 +27,12 @@ function watch(deadline: ReplyDeadline): Error[] {
 }
 
 /**
- * The first expiry of a deadline, armed now. The deadline's timer is unref'd,
- * so a ref'd timer keeps the loop alive until it fires: without it the loop may
- * end first and node:test fails the test as "still pending".
+ * The first expiry of a deadline, armed now. The deadline's timer is unref'd;
+ * the watchdog's timer keeps the loop alive until it fires (without one the loop
+ * may end first, and node:test fails the test as "still pending").
  */
 function expiry(deadline: ReplyDeadline): Promise<Error> {
-  const keepAlive = setTimeout(() => {}, 60_000);
-  return new Promise<Error>((resolve) => deadline.arm(resolve)).finally(() => clearTimeout(keepAlive));
+  return watchdog(60_000, 'a deadline expiring', new Promise<Error>((resolve) => deadline.arm(resolve)));
 }
 
 /**
